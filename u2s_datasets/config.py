@@ -1,0 +1,145 @@
+"""Frozen settings per stage, named presets, and a stable config hash.
+
+Every keyword of ``Unsafe2Safe(**overrides)`` is a field of exactly one section, so an
+override lands in its stage without the caller naming the stage.
+"""
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class InspectConfig:
+    """Stage 1, inspection: which backend decides what is private."""
+
+    stage1_backend: str = "detectors"  # "detectors" | "transformers" | "openai"
+    # detectors backend (offline, weights ship with the packages)
+    detect_faces: bool = True
+    detect_text: bool = True
+    face_threshold: float = 0.5
+    text_threshold: float = 0.5
+    detector_max_side: int = 1024  # images are scaled down to this longest side for detection
+    read_text: bool = True  # OCR recognition of found text, so the private caption can quote it
+    # model backends
+    vlm_model: Optional[str] = None
+    vlm_revision: Optional[str] = None
+    max_new_tokens: int = 512
+    # openai-compatible endpoint
+    openai_base_url: Optional[str] = None
+    openai_model: Optional[str] = None
+    openai_api_key_env: str = "OPENAI_API_KEY"
+    openai_concurrency: int = 4
+    openai_timeout: float = 120.0
+
+
+@dataclass(frozen=True)
+class InstructConfig:
+    """Stage 1, instruction: who writes the edit instruction."""
+
+    instructor: str = "template"  # "template" | "transformers" | "same" | "openai"
+    llm_model: Optional[str] = None
+    llm_revision: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class EditConfig:
+    """Stage 2: which editor changes the private content, and where."""
+
+    editor: str = "blur"  # "blur" | "pixelate" | "fill" | "inpaint" | model-backed editors
+    editor_model: Optional[str] = None
+    editor_revision: Optional[str] = None
+    edit_scope: str = "regions"  # "regions": composite through the region mask; "global": keep the editor's whole output
+    region_margin: float = 0.15  # regions grow by this fraction of their size before editing
+    feather: int = 8  # width in pixels of the soft edge around each region
+    blur_strength: float = 0.25  # gaussian sigma as a fraction of the region's shorter side
+    pixel_blocks: int = 8  # pixelate: blocks along the region's shorter side
+    fill_color: tuple = (128, 128, 128)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """How model-backed stages load and run (shared by every backend that loads weights)."""
+
+    device: Optional[str] = None  # None: cuda:{rank % n} when CUDA is there, else cpu
+    dtype: str = "auto"  # "auto": bf16 on CUDA, fp32 on CPU
+    local_files_only: bool = False
+    trust_remote_code: bool = False
+    device_map: Optional[str] = None
+    cpu_offload: bool = False
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """What happens to rows, good and bad."""
+
+    on_error: str = "redact"  # "redact" | "drop" | "raise"
+    jpeg_quality: int = 95
+    max_image_pixels: int = 89_478_485  # Pillow's own decompression-bomb limit
+
+
+SECTIONS = {"inspect": InspectConfig, "instruct": InstructConfig, "edit": EditConfig, "model": ModelConfig, "output": OutputConfig}
+_CHOICES = {
+    "edit_scope": ("regions", "global"),
+    "on_error": ("redact", "drop", "raise"),
+}
+
+
+@dataclass(frozen=True)
+class U2SConfig:
+    preset: str = "local"
+    inspect: InspectConfig = field(default_factory=InspectConfig)
+    instruct: InstructConfig = field(default_factory=InstructConfig)
+    edit: EditConfig = field(default_factory=EditConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def replace(self, **overrides) -> "U2SConfig":
+        """A copy with keyword overrides routed to the section that owns each keyword."""
+        per_section = {name: {} for name in SECTIONS}
+        for key, value in overrides.items():
+            owner = next((name for name, cls in SECTIONS.items() if key in _field_names(cls)), None)
+            if owner is None:
+                known = sorted(k for cls in SECTIONS.values() for k in _field_names(cls))
+                raise TypeError(f"Unknown setting {key!r}. Known settings: {', '.join(known)}")
+            if key in _CHOICES and value not in _CHOICES[key]:
+                raise ValueError(f"{key}={value!r} is not one of {_CHOICES[key]}")
+            if isinstance(value, list):
+                value = tuple(value)
+            per_section[owner][key] = value
+        changes = {name: dataclasses.replace(getattr(self, name), **kw) for name, kw in per_section.items() if kw}
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        """Stable across processes and machines: a digest of the sorted JSON of every setting."""
+        payload = json.dumps(self.to_dict(), sort_keys=True, default=list)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _field_names(cls) -> set:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+PRESETS = {
+    # Offline default: real face and text detectors, template captions, classical region editing.
+    "local": U2SConfig(preset="local"),
+    # The method of the paper: a VLM inspects, an LLM writes the instruction, a diffusion editor edits.
+    "paper": U2SConfig(
+        preset="paper",
+        inspect=InspectConfig(stage1_backend="transformers", vlm_model="Qwen/Qwen2.5-VL-7B-Instruct"),
+        instruct=InstructConfig(instructor="transformers", llm_model="Qwen/Qwen2.5-7B-Instruct"),
+        edit=EditConfig(editor="ip2p", editor_model="timbrooks/instruct-pix2pix", edit_scope="global"),
+    ),
+}
+
+
+def resolve_config(preset: str = "local", **overrides) -> U2SConfig:
+    if preset not in PRESETS:
+        raise ValueError(f"Unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[preset].replace(**overrides)

@@ -1,0 +1,33 @@
+"""Where model-backed stages run: one device per process and rank."""
+
+import multiprocessing
+from typing import Optional
+
+
+def resolve_device(device: Optional[str], rank: Optional[int]) -> str:
+    """``device`` if set, else ``cuda:{rank % n}`` when CUDA is there, else ``cpu``."""
+    import torch
+
+    if device is not None and not device.startswith("cuda"):
+        return device
+    if not torch.cuda.is_available():
+        if device is not None:
+            raise RuntimeError(f"device={device!r} was asked for, but CUDA is not available in this process")
+        return "cpu"
+    if multiprocessing.current_process().name != "MainProcess" and multiprocessing.get_start_method(allow_none=True) == "fork":
+        raise RuntimeError(
+            "CUDA cannot start in a forked worker. Call multiprocessing.set_start_method('spawn') "
+            "before ds.map(..., num_proc=N), or run with num_proc=None."
+        )
+    if device is not None:
+        return device
+    return f"cuda:{(rank or 0) % torch.cuda.device_count()}"
+
+
+def resolve_dtype(dtype: str, device: str):
+    import torch
+
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
+            "fp32": torch.float32, "float32": torch.float32}[dtype]

@@ -1,0 +1,83 @@
+"""The offline inspector of the ``local`` preset: real detectors, captions from what they found."""
+
+import numpy as np
+
+from ..records import Inspection, Region, ReviewItem
+from .detectors import CenterFaceDetector, TextDetector
+
+MAX_QUOTED_WORDS = 12
+
+
+class DetectorInspector:
+    """Faces (CenterFace) -> ``people_faces``; readable text (PP-OCR) -> ``text_symbols``."""
+
+    def __init__(self, config, rank=None, **shared):
+        settings = config.inspect
+        self.read_text = settings.read_text
+        self.faces = CenterFaceDetector(settings.face_threshold, settings.detector_max_side) if settings.detect_faces else None
+        self.text = TextDetector(settings.text_threshold, settings.detector_max_side) if settings.detect_text else None
+
+    def inspect(self, images: list, class_labels: list) -> list:
+        return [self._inspect_one(image, label) for image, label in zip(images, class_labels)]
+
+    def _inspect_one(self, image, label) -> Inspection:
+        rgb = np.asarray(image)
+        faces = self.faces(rgb) if self.faces else []
+        lines = self.text(rgb) if self.text else []
+        regions = [Region("people_faces", _int_box(f.box, image.size), f.score, "face") for f in faces]
+        regions += [Region("text_symbols", _int_box(t.box, image.size), t.score, t.text) for t in lines]
+        categories = [c for c in ("people_faces", "text_symbols") if any(r.category == c for r in regions)]
+        subject = f"a photo of {_article(label)}" if label else "a photo"
+        if not regions:
+            return Inspection(is_private=False, private_caption=subject, public_caption=subject)
+        review = []
+        if faces:
+            review.append(ReviewItem(_count(len(faces), "face"), "a face can identify a person", "people_faces"))
+        if lines:
+            review.append(ReviewItem(_count(len(lines), "line") + " of text", "text can name people, places or numbers", "text_symbols"))
+        return Inspection(
+            is_private=True,
+            categories=categories,
+            private_caption=_private_caption(subject, faces, lines, self.read_text),
+            public_caption=_public_caption(subject, faces, lines),
+            regions=regions,
+            review=review,
+        )
+
+
+def _private_caption(subject, faces, lines, quote) -> str:
+    parts = []
+    if faces:
+        parts.append(_count(len(faces), "face"))
+    if lines:
+        words = " ".join(t.text for t in lines).split()
+        if quote and words:
+            quoted = " ".join(words[:MAX_QUOTED_WORDS]) + (" ..." if len(words) > MAX_QUOTED_WORDS else "")
+            parts.append(f"the text '{quoted}'")
+        else:
+            parts.append(_count(len(lines), "line") + " of text")
+    return f"{subject} with {' and '.join(parts)}"
+
+
+def _public_caption(subject, faces, lines) -> str:
+    parts = []
+    if faces:
+        parts.append(_count(len(faces), "person", "people") + " whose faces are not recognisable")
+    if lines:
+        parts.append("unreadable text")
+    return f"{subject} with {' and '.join(parts)}"
+
+
+def _count(n, singular, plural=None) -> str:
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"
+
+
+def _article(label) -> str:
+    label = str(label)
+    return f"an {label}" if label[:1].lower() in "aeiou" else f"a {label}"
+
+
+def _int_box(box, size) -> tuple:
+    width, height = size
+    x0, y0, x1, y1 = box
+    return (max(0, int(np.floor(x0))), max(0, int(np.floor(y0))), min(width, int(np.ceil(x1))), min(height, int(np.ceil(y1))))

@@ -1,0 +1,29 @@
+"""Backends by name. Adding one is a class and a line here; modules import only when used."""
+
+import importlib
+
+INSPECTORS = {
+    "detectors": "u2s_datasets.inspect.local:DetectorInspector",
+}
+
+INSTRUCTORS = {
+    "template": "u2s_datasets.instruct.template:TemplateInstructor",
+}
+
+EDITORS = {
+    "blur": "u2s_datasets.edit.regions:BlurEditor",
+    "pixelate": "u2s_datasets.edit.regions:PixelateEditor",
+    "fill": "u2s_datasets.edit.regions:FillEditor",
+    "inpaint": "u2s_datasets.edit.regions:InpaintEditor",
+}
+
+_KINDS = {"inspector": INSPECTORS, "instructor": INSTRUCTORS, "editor": EDITORS}
+
+
+def resolve(kind: str, name: str):
+    """The class registered for ``name`` among the ``kind`` backends."""
+    table = _KINDS[kind]
+    if name not in table:
+        raise ValueError(f"Unknown {kind} {name!r}; available: {', '.join(sorted(table))}")
+    module_name, class_name = table[name].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
