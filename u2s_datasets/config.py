@@ -52,10 +52,10 @@ class EditConfig:
     editor_model: Optional[str] = None
     editor_revision: Optional[str] = None
     edit_scope: str = "regions"  # "regions": composite through the region mask; "global": keep the editor's whole output
-    region_margin: float = 0.15  # regions grow by this fraction of their size before editing
+    region_margin: float = 0.25  # regions grow by this fraction of their size before editing
     feather: int = 8  # width in pixels of the soft edge around each region
     blur_strength: float = 0.25  # gaussian sigma as a fraction of the region's shorter side
-    pixel_blocks: int = 8  # pixelate: blocks along the region's shorter side
+    pixel_blocks: int = 3  # pixelate: blocks along the region's shorter side (few: text and faces stay unreadable)
     fill_color: tuple = (128, 128, 128)
     seed: int = 0
 
@@ -77,6 +77,7 @@ class OutputConfig:
     """What happens to rows, good and bad."""
 
     on_error: str = "redact"  # "redact" | "drop" | "raise"
+    image_format: str = "auto"  # edited images: "auto" (JPEG stays JPEG, else PNG) | "png" (lossless) | "jpeg"
     jpeg_quality: int = 95
     max_image_pixels: int = 89_478_485  # Pillow's own decompression-bomb limit
 
@@ -85,6 +86,7 @@ SECTIONS = {"inspect": InspectConfig, "instruct": InstructConfig, "edit": EditCo
 _CHOICES = {
     "edit_scope": ("regions", "global"),
     "on_error": ("redact", "drop", "raise"),
+    "image_format": ("auto", "png", "jpeg"),
 }
 
 

@@ -17,7 +17,11 @@ from PIL import Image, ImageOps
 
 
 class ImageError(ValueError):
-    """An input image that cannot be used; the message says why."""
+    """An input image that cannot be used; the message says why, ``size`` is kept when known."""
+
+    def __init__(self, message: str, size=None):
+        super().__init__(message)
+        self.size = size
 
 
 @dataclass
@@ -73,7 +77,7 @@ def _checked(image: Image.Image, data: Optional[bytes], max_pixels: int) -> Deco
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image.load()
     except Exception as e:
-        raise ImageError(f"corrupt or truncated image data ({type(e).__name__}: {e})") from None
+        raise ImageError(f"corrupt or truncated image data ({type(e).__name__}: {e})", size=image.size) from None
     if _orientation(image) not in (None, 1):
         # Stripped EXIF would lose the rotation, so bake it into the pixels.
         image, data = ImageOps.exif_transpose(image), None
@@ -184,10 +188,15 @@ def redacted_like(image: Optional[Image.Image], size=None) -> Optional[Image.Ima
 
 # ----------------------------------------------------------------------------- encoding
 
-def encode(image: Image.Image, source_format: Optional[str], jpeg_quality: int) -> bytes:
-    """Encode a new image with no metadata: JPEG inputs stay JPEG, everything else lossless PNG."""
+def encode(image: Image.Image, source_format: Optional[str], jpeg_quality: int, image_format: str = "auto") -> bytes:
+    """Encode a new image with no metadata.
+
+    ``image_format="auto"``: JPEG inputs stay JPEG (lossy, but no PNG blow-up), all else is
+    lossless PNG; ``"png"``: always lossless; ``"jpeg"``: always JPEG where the mode allows.
+    """
     buffer = io.BytesIO()
-    if source_format == "JPEG" and image.mode in ("RGB", "L", "CMYK"):
+    wants_jpeg = image_format == "jpeg" or (image_format == "auto" and source_format == "JPEG")
+    if wants_jpeg and image.mode in ("RGB", "L", "CMYK"):
         image.save(buffer, format="JPEG", quality=jpeg_quality)
     elif image.mode == "CMYK":
         image.save(buffer, format="TIFF", compression="tiff_lzw")

@@ -76,7 +76,7 @@ class Unsafe2Safe:
                 row.decoded = decode(value, self.config.output.max_image_pixels)
                 row.rgb = to_rgb(row.decoded.image)
             except ImageError as e:
-                row.fail(str(e))
+                row.fail(str(e), size=e.size)
         self._raise_if_asked(rows, values)
 
         inspector, instructor, editor = self._load_stages(rank)
@@ -134,7 +134,7 @@ class Unsafe2Safe:
             if isinstance(result, Exception):
                 # Known private, editor failed twice: the whole image is redacted.
                 row.status = C.STATUS_REDACTED
-                row.safe = redacted_like(row.decoded.image)
+                row.safe = compose(row.decoded.image, redacted_like(row.decoded.image), None)
                 continue
             if result.size != row.rgb.size:
                 result = result.resize(row.rgb.size)
@@ -152,7 +152,7 @@ class Unsafe2Safe:
         kept = [r for r in rows if not (r.error is not None and output.on_error == "drop")]
         out = {name: [] for name in C.OUTPUT_FEATURES}
         for row in kept:
-            for name, value in row.columns(output.jpeg_quality).items():
+            for name, value in row.columns(output).items():
                 out[name].append(value)
         if len(kept) != len(rows):
             # Dropping rows: every input column must shrink with them.
@@ -194,22 +194,22 @@ class _Row:
     def __init__(self, index):
         self.index = index
         self.decoded = self.rgb = self.inspection = self.instruction = self.mask = self.safe = None
-        self.error = None
+        self.error = self.error_size = None
         self.status = C.STATUS_PASSTHROUGH
 
-    def fail(self, reason):
-        self.error = reason
+    def fail(self, reason, size=None):
+        self.error, self.error_size = reason, size
 
-    def columns(self, jpeg_quality) -> dict:
+    def columns(self, output) -> dict:
         inspection = self.inspection
         if self.error is not None:
-            redacted = redacted_like(self.decoded.image if self.decoded else None)
-            safe = dataset_image(encode(redacted, None, jpeg_quality)) if redacted is not None else None
+            redacted = redacted_like(self.decoded.image if self.decoded else None, size=self.error_size)
+            safe = dataset_image(encode(redacted, None, output.jpeg_quality)) if redacted is not None else None
             return _row_columns(safe, True, [], "", "", "", [], C.STATUS_ERROR_PREFIX + self.error)
         if not inspection.is_private:
-            safe = dataset_image(passthrough_bytes(self.decoded, jpeg_quality))
+            safe = dataset_image(passthrough_bytes(self.decoded, output.jpeg_quality))
             return _row_columns(safe, False, [], inspection.private_caption, inspection.public_caption, "", [], C.STATUS_PASSTHROUGH)
-        safe = dataset_image(encode(self.safe, self.decoded.format, jpeg_quality))
+        safe = dataset_image(encode(self.safe, self.decoded.format, output.jpeg_quality, output.image_format))
         return _row_columns(
             safe,
             True,

@@ -73,5 +73,8 @@ class InpaintEditor(RegionEditor):
         hole[y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0] = 255
         if hole.all():  # nothing around to draw from: fall back to the mean colour of the area
             return np.broadcast_to(context.reshape(-1, 3).mean(axis=0).astype(np.uint8), (y1 - y0, x1 - x0, 3))
-        filled = cv2.inpaint(context, hole, max(3, pad // 2), cv2.INPAINT_TELEA)
-        return filled[y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0]
+        filled = cv2.inpaint(context, hole, max(3, pad // 2), cv2.INPAINT_TELEA)[y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0]
+        # Telea carries edges in from the border (hair, collar) that can still read as a face;
+        # a light blur of the fill removes that structure.
+        sigma = max(2.0, 0.1 * min(core[2] - core[0], core[3] - core[1]))
+        return cv2.GaussianBlur(filled, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)

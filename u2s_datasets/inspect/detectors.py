@@ -77,12 +77,13 @@ class TextDetector:
     recogniser reads at least two characters from it with confidence ``threshold``.
     """
 
-    def __init__(self, threshold: float = 0.5, max_side: int = 1024, min_chars: int = 2):
+    def __init__(self, threshold: float = 0.5, max_side: int = 1024, min_chars: int = 2, box_threshold: float = 0.3):
         import logging
 
         from rapidocr_onnxruntime import RapidOCR
 
-        self.engine = RapidOCR(**{"Global.max_side_len": max_side})
+        # A low box threshold finds faint lines (uneven light on a page); recognition filters.
+        self.engine = RapidOCR(max_side_len=max_side, det_box_thresh=box_threshold)
         self.threshold, self.min_chars = threshold, min_chars
         # RapidOCR attaches a chatty console handler of its own.
         logging.getLogger("RapidOCR").setLevel(logging.WARNING)

@@ -1,0 +1,26 @@
+# Two entry points for a fresh machine: `make demo` (the main job, offline) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: setup demo test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py constraints.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q -c constraints.txt -e ".[test]"
+	@! $(PY) -m pip show -q torchvision 2>/dev/null || (echo "torchvision must not be installed" && exit 1)
+	touch $@
+
+demo: setup
+	$(VENV)/bin/u2s demo --out u2s-demo
+
+test: setup
+	$(PY) -m pytest tests -q
+
+bench: setup
+	$(PY) benchmarks/bench_local.py
+
+clean:
+	rm -rf $(VENV) u2s-demo .pytest_cache
