@@ -190,3 +190,17 @@ def test_num_proc_with_rank_matches_single_process(photo_dataset):
     single, parallel = (d.cast_column("safe_image", datasets.Image(decode=False)) for d in (single, parallel))
     assert single["u2s_status"] == parallel["u2s_status"]
     assert [r["bytes"] for r in single["safe_image"]] == [r["bytes"] for r in parallel["safe_image"]]
+
+
+@pytest.mark.parametrize("rotated", [False, True])
+def test_metadata_is_stripped_from_decoded_pil_inputs(photo_bytes, rotated):
+    exif = _exif_with_gps()
+    if rotated:
+        exif[0x0112] = 6
+    image = Image.open(io.BytesIO(photo_bytes["coffee"])).convert("RGB")
+    source = Image.open(io.BytesIO(encode(image, "JPEG", exif=exif.tobytes(), comment=b"Jane Secret")))
+    safe = Unsafe2Safe()({"image": [source]})["safe_image"][0]
+    buffer = io.BytesIO()
+    safe.save(buffer, format=safe.format)  # what datasets stores
+    for secret in (b"SecretCam", b"Jane Secret", b"Exif"):
+        assert secret not in buffer.getvalue(), secret

@@ -22,8 +22,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.run(args) or 0
-    except (FileNotFoundError, KeyError, ValueError) as e:
-        print(f"u2s {args.command}: error: {e}", file=sys.stderr)
+    except (FileNotFoundError, KeyError, ValueError, TypeError) as e:
+        print(f"u2s {args.command}: error: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2
 
 

@@ -194,7 +194,7 @@ def encode(image: Image.Image, source_format: Optional[str], jpeg_quality: int, 
     ``image_format="auto"``: JPEG inputs stay JPEG (lossy, but no PNG blow-up), all else is
     lossless PNG; ``"png"``: always lossless; ``"jpeg"``: always JPEG where the mode allows.
     """
-    buffer = io.BytesIO()
+    buffer, image = io.BytesIO(), _bare(image)
     wants_jpeg = image_format == "jpeg" or (image_format == "auto" and source_format == "JPEG")
     if wants_jpeg and image.mode in ("RGB", "L", "CMYK"):
         image.save(buffer, format="JPEG", quality=jpeg_quality)
@@ -214,14 +214,27 @@ def passthrough_bytes(decoded: DecodedImage, jpeg_quality: int) -> bytes:
         return strip_png_metadata(data)
     if data is not None and fmt == "BMP":
         return data  # BMP has no metadata fields
-    image = decoded.image
-    if fmt == "JPEG" or getattr(image, "format", None) == "JPEG":
+    image = _bare(decoded.image)
+    if fmt == "JPEG":
         buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality="keep" if image.format == "JPEG" else jpeg_quality)
+        tables = getattr(decoded.image, "quantization", None)
+        if tables:  # re-use the source's quantisation: as close to the input as a re-encode gets
+            from PIL import JpegImagePlugin
+
+            image.save(buffer, format="JPEG", qtables=tables, subsampling=JpegImagePlugin.get_sampling(decoded.image))
+        else:
+            image.save(buffer, format="JPEG", quality=jpeg_quality)
         return buffer.getvalue()
     if image.mode not in ("1", "L", "LA", "P", "RGB", "RGBA", "I;16"):
         image = image.convert(output_mode(image.mode, image))
     return encode(image, None, jpeg_quality)
+
+
+def _bare(image: Image.Image) -> Image.Image:
+    """A copy that Pillow saves without the source's EXIF, XMP, comments or text chunks."""
+    bare = image.copy()
+    bare.info = {k: v for k, v in image.info.items() if k == "transparency"}
+    return bare
 
 
 _JPEG_KEEP_APP = {0xE0, 0xEE}  # JFIF, Adobe (colour transform); ICC (APP2) is checked by name

@@ -83,7 +83,11 @@ class TextDetector:
         from rapidocr_onnxruntime import RapidOCR
 
         # A low box threshold finds faint lines (uneven light on a page); recognition filters.
-        self.engine = RapidOCR(max_side_len=max_side, det_box_thresh=box_threshold)
+        # Detection runs at native size up to ``max_side`` (PP-OCR's default upscales every
+        # image to 736 px on its short side, 6x the work for no recall gain on photos).
+        self.engine = RapidOCR(
+            max_side_len=max_side, det_limit_type="max", det_limit_side_len=max_side, det_box_thresh=box_threshold
+        )
         self.threshold, self.min_chars = threshold, min_chars
         # RapidOCR attaches a chatty console handler of its own.
         logging.getLogger("RapidOCR").setLevel(logging.WARNING)
