@@ -302,6 +302,13 @@ def test_reencode_strips_metadata_and_alpha():
     source = _jpeg_with_metadata(skdata.coffee()[:64, :64], "bob")
     webp = reencode({"bytes": source, "path": None}, "webp", 90)
     assert b"SecretCam" not in webp and b"owner: bob" not in webp and Image.open(io.BytesIO(webp)).format == "WEBP"
+    # a rotated JPEG is re-encoded (its rotation baked in): its comment must not come along
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.fromarray(skdata.coffee()[:40, :64]).save(buffer, format="JPEG", exif=exif.tobytes(), comment=b"owner: carol")
+    rotated = reencode({"bytes": buffer.getvalue(), "path": None}, "jpeg", 90)
+    assert b"owner: carol" not in rotated and Image.open(io.BytesIO(rotated)).size == (40, 64)
 
 
 def _png_text(key, value):
@@ -576,3 +583,12 @@ def test_the_card_template_ships_in_the_wheel(tmp_path, monkeypatch):
     names = zipfile.ZipFile(tmp_path / "dist" / wheel).namelist()
     assert "u2s_datasets/hub_cards/dataset_card.md" in names
     assert template_path().read_text() == (root / "hub_cards" / "dataset_card.md").read_text()
+
+
+def test_image_paths_never_reach_the_parquet(clean, tmp_path):
+    # a path can carry a private file name (/home/alice/...); only bytes are published
+    with_paths = clean.cast_column(C.SAFE_IMAGE, ImageFeature(decode=False)).map(
+        lambda row: {C.SAFE_IMAGE: {"bytes": row[C.SAFE_IMAGE]["bytes"], "path": "/home/alice/holiday.jpg"}})
+    push_safe_dataset(with_paths, "org/photos-safe", dry_run=tmp_path / "out")
+    assert all(row["image"]["path"] is None for row in _parquet_rows(tmp_path / "out"))
+    assert all(b"/home/alice" not in content for content in _staged_files(tmp_path / "out").values())
