@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import os
+import re
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -450,7 +451,7 @@ def render_card(folder: Path, repo_id: str, provenance: Mapping, split_files: Ma
     DatasetInfosDict({"default": info}).to_dataset_card_data(card_data)
 
     anonymization = provenance["anonymization"]
-    return DatasetCard.from_template(
+    card = DatasetCard.from_template(
         card_data,
         template_path=str(template_path()),
         repo_id=repo_id,
@@ -463,6 +464,7 @@ def render_card(folder: Path, repo_id: str, provenance: Mapping, split_files: Ma
         gated=gated,
         gating_prompt=GATING_PROMPT,
     )
+    return DatasetCard(re.sub(r"\n{3,}", "\n\n", str(card)))  # optional template blocks leave blank runs
 
 
 def _parquet_bytes(folder: Path, files: Sequence[str], what: str) -> int:
