@@ -8,8 +8,10 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["u2s_datasets", "u2s_datasets.*"]),
-    package_data={"u2s_datasets": ["prompts/*.txt"]},
+    # hub_cards/ sits at the top of the source tree and ships inside the package as u2s_datasets/hub_cards.
+    packages=find_packages(include=["u2s_datasets", "u2s_datasets.*"]) + ["u2s_datasets.hub_cards"],
+    package_dir={"u2s_datasets.hub_cards": "hub_cards"},
+    package_data={"u2s_datasets": ["prompts/*.txt"], "u2s_datasets.hub_cards": ["*.md"]},
     include_package_data=True,
     install_requires=[
         "torch>=2.4",

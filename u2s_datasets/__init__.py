@@ -10,5 +10,6 @@ from .config import PRESETS, U2SConfig, resolve_config
 from .columns import OUTPUT_FEATURES
 from .taxonomy import CATEGORIES, CATEGORY_IDS
 from .transform import Unsafe2Safe
+from .hub import push_safe_dataset
 
-__all__ = ["Unsafe2Safe", "U2SConfig", "PRESETS", "resolve_config", "OUTPUT_FEATURES", "CATEGORIES", "CATEGORY_IDS", "__version__"]
+__all__ = ["Unsafe2Safe", "push_safe_dataset", "U2SConfig", "PRESETS", "resolve_config", "OUTPUT_FEATURES", "CATEGORIES", "CATEGORY_IDS", "__version__"]
