@@ -12,6 +12,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Optional
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -161,13 +162,18 @@ def compose(original: Image.Image, edited_rgb: Image.Image, mask: Optional[np.nd
     if mask is None:
         result = edited
     else:
-        weight = mask.astype(np.float32)
+        # Blend only inside the mask's bounding box; everything else is the original, untouched.
+        x, y, w, h = cv2.boundingRect((mask > 0).astype(np.uint8))
+        region = (slice(y, y + h), slice(x, x + w))
+        weight = mask[region].astype(np.float32)
         if base.ndim == 3:
             weight = weight[..., None]
         if mode in ("RGBA", "LA"):
             weight = np.concatenate([np.repeat(weight, base.shape[2] - 1, axis=2), np.zeros_like(weight)], axis=2)
-        blended = base.astype(np.float32) * (1 - weight) + edited.astype(np.float32) * weight
-        result = np.where(weight > 0, np.rint(blended), base).astype(base.dtype)
+        base_part = base[region]
+        blended = base_part.astype(np.float32) * (1 - weight) + edited[region].astype(np.float32) * weight
+        result = base.copy()
+        result[region] = np.where(weight > 0, np.rint(blended), base_part).astype(base.dtype)
     return _image_from_array(result, mode)
 
 
