@@ -170,13 +170,13 @@ _KEY_ALIASES = {
 _YES = {"true", "yes", "y", "1", "private", "sensitive", "unsafe"}
 _NO = {"false", "no", "n", "0", "not private", "public", "safe", "none", "not_private", "nonprivate", "non-private"}
 _UNSURE = {"unsure", "uncertain", "maybe", "possibly", "unknown", "unclear", "partly", "partially", "likely", "probably"}
-_CATEGORY_WORDS = (
+_CATEGORY_WORDS = (  # first match wins: the more specific wording comes first
+    ("cultural_political_religious", ("cultural", "political", "religious", "religion", "ethnic")),
     ("health_indicators", ("health", "medical", "disab", "medicine", "medication")),
     ("text_symbols", ("text", "symbol", "logo", "plate", "document", "writing")),
     ("locations_timestamps", ("location", "timestamp", "landmark", "place", "address", "date")),
     ("personal_interactions", ("interaction", "intimate", "relationship")),
     ("professional_school", ("professional", "school", "workplace", "uniform", "badge")),
-    ("cultural_political_religious", ("cultural", "political", "religious", "religion", "ethnic")),
     ("private_belongings", ("belonging", "possession", "property", "vehicle")),
     ("appearance_cues", ("appearance", "clothing", "tattoo", "hair", "jewel")),
     ("people_faces", ("face", "people", "person", "human", "body", "identity", "individual")),
@@ -430,8 +430,10 @@ def _limit_words(text: str, max_words: int) -> str:
     return " ".join(words[:max_words]).rstrip(",;:-")
 
 
+_WORD = re.compile(r"^[\W_]*[^\W\d_]+(?:['’-][^\W\d_]+)*[\W_]*$")
+
+
 def _looks_like_words(text: str) -> bool:
-    """At least one real word, and mostly letters: random token soup is not a caption."""
-    words = re.findall(r"[^\W\d_]{2,}", text)
-    letters = sum(ch.isalpha() or ch.isspace() for ch in text)
-    return bool(words) and letters >= 0.75 * len(text)
+    """Mostly words: random token soup is not a caption or an instruction."""
+    tokens = text.split()
+    return bool(tokens) and sum(bool(_WORD.match(t)) for t in tokens) >= 0.5 * len(tokens)
