@@ -7,7 +7,7 @@ from matplotlib import cbook
 from PIL import Image
 from skimage import data
 
-from tiny_chat_models import save_tiny_lm, save_tiny_vlm
+from tiny_chat_models import save_tiny_idefics3, save_tiny_lm, save_tiny_vlm
 from u2s_datasets import Unsafe2Safe, resolve_config
 from u2s_datasets.inspect.vlm import TransformersInspector
 from u2s_datasets.instruct.llm import InstructionError, SameModelInstructor, TransformersInstructor
@@ -18,6 +18,11 @@ from u2s_datasets.records import Inspection, ReviewItem
 @pytest.fixture(scope="session")
 def vlm_dir(tmp_path_factory):
     return save_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm"))
+
+
+@pytest.fixture(scope="session")
+def idefics3_dir(tmp_path_factory):
+    return save_tiny_idefics3(tmp_path_factory.mktemp("tiny-idefics3"))
 
 
 @pytest.fixture(scope="session")
@@ -78,8 +83,10 @@ def test_each_unusable_answer_gets_one_repair_request(vlm_dir, lm_dir, photos):
         assert result.is_private is True and result.error.startswith("inspection answer unusable after one repair request")
 
 
-def test_batched_left_padded_generation_matches_one_by_one(vlm_dir, lm_dir, photos):
-    chat = TransformersChat.load(vlm_dir, None, _config(vlm_dir, lm_dir).model, vision=True, batch_size=3)
+@pytest.mark.parametrize("architecture", ["llava", "idefics3"])
+def test_batched_left_padded_generation_matches_one_by_one(vlm_dir, idefics3_dir, lm_dir, photos, architecture):
+    folder = {"llava": vlm_dir, "idefics3": idefics3_dir}[architecture]
+    chat = TransformersChat.load(folder, None, _config(folder, lm_dir).model, vision=True, batch_size=3)
     assert chat.device == "cpu" and chat.tokenizer.padding_side == "left"
     assert str(chat.model.dtype) == "torch.float32"
     conversations = [[user_message("short", photos[0])], [user_message("a much longer question " * 6, photos[1])],

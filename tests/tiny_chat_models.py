@@ -1,7 +1,7 @@
 """Tiny random-weight chat models saved like real checkpoints, for stage-1 tests and benchmarks.
 
-A LLaVA (CLIP vision tower + Llama language model) with its processor, and a Llama
-causal LM with its tokenizer. The tokenizer is character-level, built in-process; both
+A LLaVA (CLIP vision tower + Llama language model) and an Idefics3 (the SmolVLM
+architecture) with their processors, and a Llama causal LM with its tokenizer. The tokenizer is character-level, built in-process; both
 carry a chat template, so they load through the same ``from_pretrained`` path as hub models.
 """
 
@@ -9,6 +9,9 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import (
     CLIPVisionConfig,
+    Idefics3Config,
+    Idefics3ForConditionalGeneration,
+    Idefics3Processor,
     LlamaConfig,
     LlamaForCausalLM,
     LlavaConfig,
@@ -16,6 +19,7 @@ from transformers import (
     LlavaProcessor,
     PreTrainedTokenizerFast,
 )
+from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
 from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
 
 SPECIAL = ["<unk>", "<pad>", "<s>", "</s>", "<image>", "<|user|>", "<|assistant|>", "<|system|>"]
@@ -74,4 +78,24 @@ def save_tiny_lm(folder, seed: int = 1) -> str:
     torch.manual_seed(seed)
     LlamaForCausalLM(_llama(len(tokenizer))).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def save_tiny_idefics3(folder, seed: int = 0) -> str:
+    tokenizer = char_tokenizer()
+    tokenizer.add_special_tokens(
+        {"additional_special_tokens": SPECIAL[4:] + ["<fake_token_around_image>", "<global-img>", "<end_of_utterance>"]}
+    )
+    image_processor = Idefics3ImageProcessorPil(size={"longest_edge": 64}, max_image_size={"longest_edge": 32}, do_image_splitting=False)
+    processor = Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=4, chat_template=CHAT_TEMPLATE)
+    config = Idefics3Config(
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8),
+        text_config=_llama(len(tokenizer)).to_dict(),
+        scale_factor=2,
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        pad_token_id=1,
+    )
+    torch.manual_seed(seed)
+    Idefics3ForConditionalGeneration(config).save_pretrained(folder)
+    processor.save_pretrained(folder)
     return str(folder)
