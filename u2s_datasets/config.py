@@ -23,25 +23,31 @@ class InspectConfig:
     text_threshold: float = 0.5
     detector_max_side: int = 1024  # images are scaled down to this longest side for detection
     read_text: bool = True  # OCR recognition of found text, so the private caption can quote it
-    # model backends
-    vlm_model: Optional[str] = None
+    # model backends ("transformers", "openai"): one VLM answer per image
+    vlm_model: Optional[str] = None  # hub id or local folder
     vlm_revision: Optional[str] = None
     max_new_tokens: int = 512
-    # openai-compatible endpoint
-    openai_base_url: Optional[str] = None
-    openai_model: Optional[str] = None
-    openai_api_key_env: str = "OPENAI_API_KEY"
+    vlm_box_format: str = "normalized_1000"  # how the VLM writes boxes: "normalized_1000" | "pixels" (of the image as sent)
+    vlm_max_image_side: int = 1024  # images are scaled down to this longest side before the VLM sees them
+    stage1_batch_size: int = 8  # conversations per generate() call (transformers backends)
+    # openai-compatible endpoint (vLLM, SGLang, TGI, Ollama)
+    openai_base_url: Optional[str] = None  # e.g. "http://localhost:8000/v1"
+    openai_model: Optional[str] = None  # the VLM's name on the server; None: vlm_model
+    openai_api_key_env: str = "OPENAI_API_KEY"  # name of the environment variable holding the key
     openai_concurrency: int = 4
-    openai_timeout: float = 120.0
+    openai_timeout: float = 120.0  # seconds per request
+    openai_max_retries: int = 2  # retries after a timeout, connection error, 429 or 5xx
 
 
 @dataclass(frozen=True)
 class InstructConfig:
     """Stage 1, instruction: who writes the edit instruction."""
 
-    instructor: str = "template"  # "template" | "transformers" | "same" | "openai"
-    llm_model: Optional[str] = None
+    instructor: str = "template"  # "template" | "llm" (the LM of stage1_backend) | "transformers" | "openai" | "same"
+    llm_model: Optional[str] = None  # hub id or local folder (or the model's name on the endpoint)
     llm_revision: Optional[str] = None
+    llm_base_url: Optional[str] = None  # openai instructor: None means openai_base_url
+    instruct_max_new_tokens: int = 192
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,8 @@ class OutputConfig:
 
 SECTIONS = {"inspect": InspectConfig, "instruct": InstructConfig, "edit": EditConfig, "model": ModelConfig, "output": OutputConfig}
 _CHOICES = {
+    "stage1_backend": ("detectors", "transformers", "openai"),
+    "vlm_box_format": ("normalized_1000", "pixels"),
     "edit_scope": ("regions", "global"),
     "on_error": ("redact", "drop", "raise"),
     "image_format": ("auto", "png", "jpeg"),
@@ -132,10 +140,11 @@ PRESETS = {
     # Offline default: real face and text detectors, template captions, classical region editing.
     "local": U2SConfig(preset="local"),
     # The method of the paper: a VLM inspects, an LLM writes the instruction, a diffusion editor edits.
+    # Revisions are pinned by field; "main" until a release fixes commit hashes (docs/stage1.md).
     "paper": U2SConfig(
         preset="paper",
-        inspect=InspectConfig(stage1_backend="transformers", vlm_model="Qwen/Qwen2.5-VL-7B-Instruct"),
-        instruct=InstructConfig(instructor="transformers", llm_model="Qwen/Qwen2.5-7B-Instruct"),
+        inspect=InspectConfig(stage1_backend="transformers", vlm_model="Qwen/Qwen2.5-VL-7B-Instruct", vlm_revision="main"),
+        instruct=InstructConfig(instructor="llm", llm_model="Qwen/Qwen2.5-7B-Instruct", llm_revision="main"),
         edit=EditConfig(editor="ip2p", editor_model="timbrooks/instruct-pix2pix", edit_scope="global"),
     ),
 }

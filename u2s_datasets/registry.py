@@ -4,10 +4,16 @@ import importlib
 
 INSPECTORS = {
     "detectors": "u2s_datasets.inspect.local:DetectorInspector",
+    "transformers": "u2s_datasets.inspect.vlm:TransformersInspector",
+    "openai": "u2s_datasets.inspect.openai_backend:OpenAIInspector",
 }
 
 INSTRUCTORS = {
     "template": "u2s_datasets.instruct.template:TemplateInstructor",
+    "llm": "u2s_datasets.instruct.llm:llm_instructor",
+    "transformers": "u2s_datasets.instruct.llm:TransformersInstructor",
+    "openai": "u2s_datasets.instruct.llm:OpenAIInstructor",
+    "same": "u2s_datasets.instruct.llm:SameModelInstructor",
 }
 
 EDITORS = {

@@ -1,0 +1,1 @@
+"""Model runners shared by the stages."""
