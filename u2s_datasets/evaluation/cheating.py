@@ -91,3 +91,50 @@ def lpips_scores(originals: list, safes: list) -> Optional[np.ndarray]:
         scores.append(float(metric(a, b)))
         metric.reset()
     return np.asarray(scores)
+
+
+def compute_cheating(predictions: list, references: list, *, regions: Optional[list] = None, clip: bool = True,
+                     clip_model: Optional[str] = None, clip_revision: Optional[str] = None, device: Optional[str] = None,
+                     local_files_only: bool = False, pixel_tolerance: int = 8) -> dict:
+    """How much of each original survives in its safe image. ``regions``: per row, the private
+    boxes (``[x0, y0, x1, y1]`` or the ``privacy_regions`` dicts); ``clip=False`` skips CLIP."""
+    from .cache import cached
+    from .inputs import check_pairs, load_pairs, mean_or_none
+
+    n = check_pairs(predictions, references, regions=regions)
+    boxes = [region_boxes(row) for row in regions] if regions is not None else None
+    safes, originals = load_pairs(predictions, references)
+    per_image = {
+        "ssim": [ssim(o, s) for o, s in zip(originals, safes)],
+        "psnr": [psnr(o, s) for o, s in zip(originals, safes)],
+        "phash_distance": [phash_distance(o, s) for o, s in zip(originals, safes)],
+    }
+    models = {}
+    if clip:
+        from .quality import DEFAULT_CLIP, DEFAULT_CLIP_REVISION, ClipEncoder, image_similarity
+
+        encoder = cached(ClipEncoder, model=clip_model or DEFAULT_CLIP,
+                         revision=clip_revision if clip_model else clip_revision or DEFAULT_CLIP_REVISION,
+                         device=device, local_files_only=local_files_only)
+        per_image["clip_image_similarity"] = image_similarity(encoder, originals, safes).tolist() if n else []
+        models["clip"] = encoder.describe()
+    if boxes is not None:
+        per_image["changed_outside_regions"] = [
+            changed_outside_regions(o, s, b, pixel_tolerance) for o, s, b in zip(originals, safes, boxes)
+        ]
+    lpips = lpips_scores(originals, safes)
+    if lpips is not None:
+        per_image["lpips"] = lpips.tolist()
+        models["lpips"] = {"id": "torchmetrics LPIPS (alex)", "revision": None}
+    result = {"num_images": n}
+    for key, values in per_image.items():
+        result[key] = mean_or_none(values)
+    status = lpips_status()
+    if status == "available" and lpips is None:
+        status = "unavailable: the LPIPS backbone or its weights could not load"
+    result["lpips_status"] = status
+    if lpips is None:
+        result["lpips"] = None
+    result["per_image"] = per_image
+    result["models"] = models
+    return result

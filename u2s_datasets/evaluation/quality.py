@@ -136,3 +136,43 @@ def fid_kid(originals: list, safes: list, feature: torch.nn.Module, kid_subset_s
     kid.update(fake, real=False)
     kid_mean, kid_std = kid.compute()
     return {"fid": float(fid.compute()), "kid_mean": float(kid_mean), "kid_std": float(kid_std)}
+
+
+def compute_quality(predictions: list, references: list, captions: list, *, source_captions: Optional[list] = None,
+                    clip_model: Optional[str] = None, clip_revision: Optional[str] = None, device: Optional[str] = None,
+                    local_files_only: bool = False, fid_features=None, kid_subset_size: Optional[int] = None,
+                    batch_size: int = 16) -> dict:
+    """CLIP score of each safe image against its public caption (``captions``); directional
+    similarity when the private ``source_captions`` are given; FID/KID when ``fid_features``
+    is "clip" or a torch module mapping uint8 NCHW images to (N, D) features."""
+    from .cache import cached
+    from .inputs import check_pairs, check_same_length, check_texts, load_pairs
+
+    n = check_pairs(predictions, references, captions=captions)
+    check_same_length(predictions=predictions, source_captions=source_captions)
+    check_texts(captions, "captions")
+    if source_captions is not None:
+        check_texts(source_captions, "source_captions")
+    encoder = cached(ClipEncoder, model=clip_model or DEFAULT_CLIP,
+                     revision=clip_revision if clip_model else clip_revision or DEFAULT_CLIP_REVISION,
+                     device=device, local_files_only=local_files_only, batch_size=batch_size)
+    safes, originals = load_pairs(predictions, references)
+    scores = clip_scores(encoder, safes, list(captions))
+    result = {"num_images": n, "clip_score": float(scores.mean()) if n else None,
+              "original_clip_score": None, "directional_similarity": None}
+    per_image = {"clip_score": scores.tolist()}
+    original_scores = clip_scores(encoder, originals, list(captions))
+    result["original_clip_score"] = float(original_scores.mean()) if n else None
+    per_image["original_clip_score"] = original_scores.tolist()
+    if source_captions is not None:
+        directional = directional_similarity(encoder, originals, safes, list(source_captions), list(captions))
+        result["directional_similarity"] = float(np.nanmean(directional)) if n else None
+        per_image["directional_similarity"] = directional.tolist()
+    if fid_features is not None:
+        feature = ClipImageFeatures(encoder) if fid_features == "clip" else fid_features
+        result.update(fid_kid(originals, safes, feature, kid_subset_size))
+    result["per_image"] = per_image
+    result["models"] = {"clip": encoder.describe(),
+                        **({"fid_features": "clip" if fid_features == "clip" else type(fid_features).__name__}
+                           if fid_features is not None else {})}
+    return result

@@ -132,3 +132,40 @@ def utility(safe_train: list, raw_train: Optional[list], train_labels: list, tes
         result["accuracy_ratio"] = result["safe_accuracy"] / result["raw_accuracy"] if result["raw_accuracy"] > 0 else None
         result["per_image"]["raw_correct"] = [bool(v) for v in raw_predictions == test_y]
     return result
+
+
+def compute_utility(predictions: list, references: Optional[list], labels: list, test_images: list, test_labels: list,
+                    *, backbone: str = "hist-hog", backbone_model: Optional[str] = None,
+                    backbone_revision: Optional[str] = None, device: Optional[str] = None,
+                    local_files_only: bool = False, seed: int = 0) -> dict:
+    """Train on safe (``predictions``) and raw (``references``) training images with ``labels``;
+    test both probes on the REAL ``test_images``/``test_labels``."""
+    from .cache import cached
+    from .inputs import as_rgb, check_same_length
+
+    check_same_length(predictions=predictions, references=references, labels=labels)
+    check_same_length(test_images=test_images, test_labels=test_labels)
+    if not len(test_images):
+        raise ValueError("the utility metric needs a real test split: test_images and test_labels are empty")
+    for name, column in (("labels", labels), ("test_labels", test_labels)):
+        for i, label in enumerate(column):
+            if label is None or not isinstance(label, (int, str, np.integer)):
+                raise TypeError(f"{name}[{i}]: expected a class label (int or str), got {type(label).__name__}")
+    unseen = set(test_labels) - set(labels)
+    if unseen:
+        logger.warning("test classes never seen in training: %s", sorted(map(str, unseen)))
+    safe = [as_rgb(v, f"predictions[{i}] (safe training image)") for i, v in enumerate(predictions)]
+    raw = [as_rgb(v, f"references[{i}] (raw training image)") for i, v in enumerate(references)] if references is not None else None
+    test = [as_rgb(v, f"test_images[{i}]") for i, v in enumerate(test_images)]
+    if backbone == "hist-hog":
+        extractor = HistHogFeatures()
+    elif backbone == "transformers":
+        if not backbone_model:
+            raise ValueError("backbone='transformers' needs backbone_model (a hub id or local folder)")
+        extractor = cached(TransformersFeatures, model=backbone_model, revision=backbone_revision, device=device,
+                           local_files_only=local_files_only)
+    else:
+        raise ValueError(f"unknown utility backbone {backbone!r}; available: hist-hog, transformers")
+    result = utility(safe, raw, list(labels), test, list(test_labels), extractor, seed)
+    result["models"] = {"backbone": extractor.describe(), "probe": "scikit-learn LogisticRegression on standardised features"}
+    return result
