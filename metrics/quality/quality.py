@@ -9,7 +9,7 @@ from u2s_datasets.evaluation.quality import compute_quality
 
 _CITATION = """\
 @inproceedings{unsafe2safe2026,
-  title     = {Unsafe2Safe: Controllable Image Anonymization for Downstream Utility},
+  title     = {Unsafe2Safe},
   booktitle = {Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
   year      = {2026},
   eprint    = {2603.28605},
