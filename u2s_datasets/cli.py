@@ -5,7 +5,7 @@ import importlib
 import logging
 import sys
 
-COMMANDS = ("anonymize", "demo")
+COMMANDS = ("anonymize", "demo", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:

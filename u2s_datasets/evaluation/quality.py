@@ -101,8 +101,10 @@ class ClipImageFeatures(torch.nn.Module):
         super().__init__()
         self.encoder = encoder
         image_processor = encoder.processor.image_processor
-        size = image_processor.crop_size
-        self.size = (size["height"], size["width"]) if isinstance(size, dict) else (size, size)
+        size = image_processor.crop_size  # a dict or, in recent transformers, a SizeDict
+        height = getattr(size, "height", None) or (size.get("height") if hasattr(size, "get") else size)
+        width = getattr(size, "width", None) or (size.get("width") if hasattr(size, "get") else size)
+        self.size = (int(height), int(width))
         self.register_buffer("mean", torch.tensor(image_processor.image_mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(image_processor.image_std).view(1, 3, 1, 1))
 
