@@ -18,12 +18,12 @@ logger = logging.getLogger(__name__)
 
 
 class HistHogFeatures:
-    """Joint RGB histogram (4x4x4 bins) + HOG of the grey image at a fixed size."""
+    """Joint RGB histogram (8x8x8 bins) + coarse HOG (32-pixel cells) of the grey image at a fixed size."""
 
     name = "hist-hog"
 
-    def __init__(self, size: int = 128, bins: int = 4):
-        self.size, self.bins = size, bins
+    def __init__(self, size: int = 128, bins: int = 8, cell: int = 32):
+        self.size, self.bins, self.cell = size, bins, cell
 
     def __call__(self, images: list) -> np.ndarray:
         from skimage.feature import hog
@@ -35,7 +35,7 @@ class HistHogFeatures:
             codes = quantised[:, 0] * self.bins * self.bins + quantised[:, 1] * self.bins + quantised[:, 2]
             histogram = np.bincount(codes, minlength=self.bins ** 3) / codes.size
             grey = rgb.mean(axis=2) / 255.0
-            gradients = hog(grey, orientations=9, pixels_per_cell=(16, 16), cells_per_block=(2, 2), feature_vector=True)
+            gradients = hog(grey, orientations=9, pixels_per_cell=(self.cell, self.cell), cells_per_block=(2, 2), feature_vector=True)
             rows.append(np.concatenate([histogram, gradients]))
         return np.asarray(rows, dtype=np.float32)
 
