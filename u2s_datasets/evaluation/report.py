@@ -80,7 +80,9 @@ def _worst_leaks(results: dict, pairs, folder: str, count: int) -> list:
 
 
 def _pil(image):
-    return image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+    from .inputs import as_rgb
+
+    return Image.fromarray(as_rgb(image, "report image"))
 
 
 def _corpus(result: dict) -> dict:
