@@ -72,8 +72,3 @@ def register_at_startup():
         register()
     except Exception:  # noqa: BLE001 - a start-up hook must not break unrelated programs
         pass
-
-
-if __name__ == "__main__":
-    for script in register():
-        print(script)
