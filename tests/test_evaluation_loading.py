@@ -91,3 +91,25 @@ def test_u2s_ids_load_offline_in_a_fresh_process_after_pip_install(tmp_path):
     names, ssim = done.stdout.strip().splitlines()[-2:]
     assert names == "Privacy,Quality,Cheating,Utility"
     assert float(ssim) == pytest.approx(1.0)
+
+
+def test_quality_and_utility_modules_take_their_extra_inputs(tmp_path):
+    import evaluate
+    from tiny_models import tiny_clip
+
+    from photos import coffee
+
+    clip = tiny_clip(str(tmp_path / "clip"))
+    quality = evaluate.load(os.path.join(REPO, "metrics", "quality"), cache_dir=str(tmp_path))
+    cup, cat = coffee(), chelsea()
+    result = quality.compute(predictions=[cup, cat], references=[cup, cat], captions=["a cup", "a cat"], clip_model=clip)
+    assert len(result["per_image"]["clip_score"]) == 2 and result["models"]["clip"]["id"] == clip
+    with pytest.raises(ValueError, match="missing"):
+        quality.compute(predictions=[cup], references=[cup], clip_model=clip)
+
+    utility = evaluate.load(os.path.join(REPO, "metrics", "utility"), cache_dir=str(tmp_path))
+    train = [cup, cup[::-1].copy(), cat, cat[:, ::-1].copy()]
+    for labels in ([0, 0, 1, 1], ["cup", "cup", "cat", "cat"]):
+        result = utility.compute(predictions=train, references=train, labels=labels,
+                                 test_images=[cup, cat], test_labels=labels[::2])
+        assert result["raw_accuracy"] == 1.0 and result["accuracy_ratio"] == 1.0

@@ -158,3 +158,22 @@ def test_transformers_judge_runs_a_real_model(tmp_path):
     assert result["models"]["judge"]["id"] == folder
     if result["vlm_score"] is not None:
         assert 0 <= result["vlm_score"] <= 100
+
+
+def test_clip_demographics_use_the_full_label_set(tmp_path):
+    from tiny_models import tiny_clip
+
+    from u2s_datasets.evaluation.privacy import DEMOGRAPHIC_ATTRIBUTES
+
+    folder = tiny_clip(str(tmp_path / "clip"))
+    face, other = astronaut(), grace_hopper()
+    result = compute_privacy([face, other], [face, face], faces=False, text=False, demographics="clip",
+                             clip_model=folder, progress=False)
+    for attribute, labels in DEMOGRAPHIC_ATTRIBUTES.items():
+        figures = result["demographics"][attribute]
+        assert 0.0 <= figures["normalised_entropy"] <= 1.0
+        assert figures["agreement_rate"] in (0.0, 0.5, 1.0)
+        assert all(row[attribute] in labels for row in result["per_image"]["safe_demographics"])
+    # Identical images get identical labels.
+    assert result["per_image"]["safe_demographics"][0] == result["per_image"]["original_demographics"][0]
+    assert result["models"]["demographics"] == {"labeler": "clip-zero-shot", "id": folder, "revision": None}
