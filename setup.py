@@ -1,4 +1,26 @@
+import os
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+STARTUP_HOOK = "metrics/u2s_datasets_metrics.pth"
+
+
+class BuildPyWithStartupHook(build_py):
+    """Also installs u2s_datasets_metrics.pth next to the packages, in wheels and editable installs.
+
+    Python runs it at start-up; it registers the metric scripts in evaluate's module cache so
+    that ``evaluate.load("u2s/<name>")`` works without the Hub (see docs/evaluation.md).
+    """
+
+    def run(self):
+        super().run()
+        target = self.build_lib
+        if getattr(self, "editable_mode", False):
+            # An editable wheel holds no build_lib files; its root (installed into site-packages) is install_lib.
+            target = self.get_finalized_command("install").install_lib
+        self.copy_file(STARTUP_HOOK, os.path.join(target, os.path.basename(STARTUP_HOOK)))
+
 
 setup(
     name="u2s-datasets",
@@ -8,10 +30,16 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    # hub_cards/ sits at the top of the source tree and ships inside the package as u2s_datasets/hub_cards.
-    packages=find_packages(include=["u2s_datasets", "u2s_datasets.*"]) + ["u2s_datasets.hub_cards"],
-    package_dir={"u2s_datasets.hub_cards": "hub_cards"},
-    package_data={"u2s_datasets": ["prompts/*.txt"], "u2s_datasets.hub_cards": ["*.md"]},
+    # Top-level folders that ship inside the package: hub_cards/ as u2s_datasets.hub_cards,
+    # metrics/ as u2s_datasets_metrics (the evaluate modules).
+    packages=find_packages(include=["u2s_datasets", "u2s_datasets.*"]) + ["u2s_datasets.hub_cards", "u2s_datasets_metrics"],
+    package_dir={"u2s_datasets.hub_cards": "hub_cards", "u2s_datasets_metrics": "metrics"},
+    package_data={
+        "u2s_datasets": ["prompts/*.txt"],
+        "u2s_datasets.hub_cards": ["*.md"],
+        "u2s_datasets_metrics": ["*/*.py", "*/README.md"],
+    },
+    cmdclass={"build_py": BuildPyWithStartupHook},
     include_package_data=True,
     install_requires=[
         "torch>=2.4",

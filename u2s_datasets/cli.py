@@ -5,7 +5,7 @@ import importlib
 import logging
 import sys
 
-COMMANDS = ("anonymize", "demo", "publish")
+COMMANDS = ("anonymize", "demo", "evaluate", "publish")
 
 
 def build_parser() -> argparse.ArgumentParser:

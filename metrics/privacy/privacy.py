@@ -1,0 +1,75 @@
+"""Privacy leakage of privacy-safe images against their originals (Unsafe2Safe evaluation suite)."""
+
+import datasets
+import evaluate
+
+from u2s_datasets.evaluation.inputs import check_pairs
+from u2s_datasets.evaluation.options import own_options
+from u2s_datasets.evaluation.privacy import compute_privacy
+
+_CITATION = """\
+@inproceedings{unsafe2safe2026,
+  title     = {Unsafe2Safe},
+  booktitle = {Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  year      = {2026},
+  eprint    = {2603.28605},
+  archivePrefix = {arXiv}
+}
+"""
+
+_DESCRIPTION = """\
+How much of the private content of an original image can still be recovered from its
+safe version (lower leakage is better): face similarity (the paper's mean over faces that
+survive, and the mean that counts a vanished face as no match), face survival and
+re-identification rates, OCR text similarity, and optionally demographic predictability
+and a pairwise VLM unlinkability score.
+"""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions: safe images (PIL images, arrays, paths, bytes or {"bytes", "path"} dicts).
+    references: the original images, row for row.
+    faces (bool, default True): face similarity, survival and re-identification.
+    text (bool, default True): OCR text similarity.
+    face_embedder ("dlib" | "arcface"): dlib ResNet (default, offline) or InsightFace ArcFace
+        (non-commercial licence; needs `insightface` and `arcface_model_file`).
+    demographics (None | "vlm" | "clip"): apparent demographic labels of both images.
+    judge (bool): pairwise VLM unlinkability score 0-100.
+    vlm_backend ("transformers" | "openai"), vlm_model, vlm_revision, openai_base_url, openai_model.
+    clip_model, clip_revision: CLIP checkpoint for demographics="clip".
+    device, local_files_only, progress.
+Returns:
+    Corpus figures (face_similarity_paper, face_similarity, face_survival_rate,
+    reidentification_rate, text_similarity, text_token_recall, demographics, vlm_score),
+    `per_image` lists for plots, and `models` naming every model used (id + revision).
+Examples:
+    >>> privacy = evaluate.load("u2s/privacy")
+    >>> results = privacy.compute(predictions=safe_images, references=original_images)
+    >>> results["face_similarity"], results["text_similarity"]
+"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class Privacy(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            module_type="metric",
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features({"predictions": datasets.Image(), "references": datasets.Image()}),
+            reference_urls=["https://arxiv.org/abs/2603.28605"],
+        )
+
+    def add_batch(self, *, predictions=None, references=None, **kwargs):
+        """Add a batch of safe images (predictions) and originals (references), checked row by row."""
+        check_pairs(predictions, references)
+        super().add_batch(predictions=predictions, references=references, **kwargs)
+
+    def add(self, *, prediction=None, reference=None, **kwargs):
+        """Add one safe image (prediction) and its original (reference)."""
+        check_pairs([prediction], [reference])
+        super().add(prediction=prediction, reference=reference, **kwargs)
+
+    def _compute(self, predictions, references, **options):
+        return compute_privacy(predictions, references, **own_options(options, compute_privacy, "u2s/privacy"))

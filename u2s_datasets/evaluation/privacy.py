@@ -1,0 +1,348 @@
+"""Privacy leakage of a safe image against its original (lower is better).
+
+- Faces: each original face is matched to its most similar face in the safe image.
+  ``face_similarity_paper`` averages over the faces that still have a counterpart (the
+  paper's reading); ``face_similarity`` counts a vanished face as similarity 0, so hiding
+  a face and keeping it cannot look the same. ``face_survival_rate`` is the share of
+  original faces that still have a counterpart, ``reidentification_rate`` the share whose
+  counterpart passes the embedder's own verification rule.
+- Text: OCR of both images, fuzzy token-set ratio of the texts in [0, 1]. An original
+  with no readable text has nothing to leak: its similarity is 0.
+- Demographics: apparent labels of both images; normalised entropy of the safe labels
+  over the full label set (higher = more neutral) and the share that kept the label.
+- VLM judge: a vision-language model sees original (left) and safe (right) and scores
+  how well the safe image hides who or what is in the original, 0-100.
+"""
+
+import logging
+import math
+import re
+from collections import Counter
+from typing import Optional
+
+import numpy as np
+from PIL import Image
+
+from .faces import cosine
+from .inputs import mean_or_none
+
+logger = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------- faces
+
+def face_leakage(original_faces: list, safe_faces: list, embedder) -> dict:
+    """Per-image face figures. Each original face takes its best cosine match among the safe faces."""
+    matches = []
+    for face in original_faces:
+        if not safe_faces:
+            matches.append(None)
+            continue
+        best = max(safe_faces, key=lambda s: cosine(face.embedding, s.embedding))
+        matches.append({
+            "similarity": cosine(face.embedding, best.embedding),
+            "distance": float(np.linalg.norm(face.embedding - best.embedding)),
+            "same_identity": bool(embedder.same_identity(face.embedding, best.embedding)),
+        })
+    found = [m for m in matches if m is not None]
+    n = len(matches)
+    return {
+        "original_faces": n,
+        "safe_faces": len(safe_faces),
+        "matches": matches,
+        "face_similarity_paper": mean_or_none([m["similarity"] for m in found]),
+        "face_similarity": (sum(m["similarity"] for m in found) / n) if n else None,
+        "face_survival": (len(found) / n) if n else None,
+        "reidentified": (sum(m["same_identity"] for m in found) / n) if n else None,
+    }
+
+
+def aggregate_faces(per_image: list) -> dict:
+    """Corpus figures, pooled over every original face of the corpus."""
+    matches = [m for image in per_image for m in image["matches"]]
+    found = [m for m in matches if m is not None]
+    n = len(matches)
+    return {
+        "face_similarity_paper": mean_or_none([m["similarity"] for m in found]),
+        "face_similarity": (sum(m["similarity"] for m in found) / n) if n else None,
+        "face_survival_rate": (len(found) / n) if n else None,
+        "reidentification_rate": (sum(m["same_identity"] for m in found) / n) if n else None,
+        "original_faces": n,
+        "images_with_faces": sum(1 for image in per_image if image["original_faces"]),
+    }
+
+
+# ----------------------------------------------------------------------------- text
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def read_text(detector, rgb: np.ndarray) -> str:
+    """All confirmed text lines, top to bottom, left to right."""
+    lines = sorted(detector(rgb), key=lambda d: (round(d.box[1] / 10), d.box[0]))
+    return " ".join(d.text for d in lines)
+
+
+def text_similarity(original_text: str, safe_text: str) -> dict:
+    """Token-set ratio in [0, 1], and the share of the original's words still readable.
+
+    The token-set ratio scores 1 when one text's words are a subset of the other's, so a
+    single surviving word can score high; ``text_token_recall`` shows how much survived.
+    """
+    from rapidfuzz import fuzz
+
+    original_words = _WORD.findall(original_text.lower())
+    if not original_words:
+        return {"text_similarity": 0.0, "text_token_recall": 0.0, "has_text": False}
+    safe_words = set(_WORD.findall(safe_text.lower()))
+    return {
+        "text_similarity": fuzz.token_set_ratio(original_text.lower(), safe_text.lower()) / 100.0,
+        "text_token_recall": sum(w in safe_words for w in original_words) / len(original_words),
+        "has_text": True,
+    }
+
+
+# ----------------------------------------------------------------------------- demographics
+
+# Apparent, visual impressions only; every set ends with a label for "cannot tell".
+DEMOGRAPHIC_ATTRIBUTES = {
+    "apparent_age": ["child", "teenager", "young adult", "middle-aged adult", "older adult", "unclear"],
+    "apparent_gender": ["woman", "man", "unclear"],
+    "apparent_skin_tone": ["light", "medium", "dark", "unclear"],
+}
+
+DEMOGRAPHIC_QUESTION = (
+    "Look at the most prominent person in this picture. Judging only from what is visible, "
+    "which of these best describes their {attribute}? Options: {options}. "
+    "If no person is visible or it cannot be judged, answer 'unclear'. Answer with one option only."
+)
+
+
+def parse_label(answer: str, labels: list) -> Optional[str]:
+    """The label named in a free-text answer (longest label first, so 'young adult' beats 'adult')."""
+    text = answer.lower()
+    for label in sorted(labels, key=len, reverse=True):
+        if re.search(r"\b" + re.escape(label.lower()) + r"\b", text):
+            return label
+    return None
+
+
+class VLMDemographicLabeler:
+    """Apparent demographic labels from a chat VLM, one question per attribute."""
+
+    def __init__(self, chat, attributes: dict = None):
+        self.chat, self.attributes = chat, attributes or DEMOGRAPHIC_ATTRIBUTES
+
+    def __call__(self, image: Image.Image) -> dict:
+        labels = {}
+        for attribute, options in self.attributes.items():
+            question = DEMOGRAPHIC_QUESTION.format(attribute=attribute.replace("_", " "), options=", ".join(options))
+            labels[attribute] = parse_label(self.chat.ask(image, question), options)
+        return labels
+
+    def describe(self) -> dict:
+        return {"labeler": "vlm", **self.chat.describe()}
+
+
+class ClipDemographicLabeler:
+    """Zero-shot apparent labels from CLIP: the label whose phrase matches the image best."""
+
+    def __init__(self, encoder, attributes: dict = None):
+        self.encoder, self.attributes = encoder, attributes or DEMOGRAPHIC_ATTRIBUTES
+
+    def __call__(self, image: Image.Image) -> dict:
+        image_embedding = self.encoder.image_embeddings([image])[0]
+        labels = {}
+        for attribute, options in self.attributes.items():
+            phrases = [_clip_phrase(attribute, option) for option in options]
+            scores = self.encoder.text_embeddings(phrases) @ image_embedding
+            labels[attribute] = options[int(scores.argmax())]
+        return labels
+
+    def describe(self) -> dict:
+        return {"labeler": "clip-zero-shot", **self.encoder.describe()}
+
+
+def _clip_phrase(attribute: str, option: str) -> str:
+    if option == "unclear":
+        return "a photo with no clearly visible person"
+    if attribute == "apparent_skin_tone":
+        return f"a photo of a person with {option} skin"
+    return f"a photo of a {option}"
+
+
+def normalised_entropy(labels: list, label_set: list) -> Optional[float]:
+    """Shannon entropy of the label distribution over the FULL label set, divided by log(K)."""
+    labels = [label for label in labels if label is not None]
+    if not labels or len(label_set) < 2:
+        return None
+    counts = Counter(labels)
+    p = np.array([counts.get(label, 0) for label in label_set], dtype=np.float64) / len(labels)
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum() / math.log(len(label_set)))
+
+
+def demographic_figures(original_labels: list, safe_labels: list, attributes: dict) -> dict:
+    figures = {}
+    for attribute, label_set in attributes.items():
+        safe = [labels.get(attribute) for labels in safe_labels]
+        pairs = [(o.get(attribute), s.get(attribute)) for o, s in zip(original_labels, safe_labels)]
+        pairs = [(o, s) for o, s in pairs if o is not None and s is not None]
+        figures[attribute] = {
+            "normalised_entropy": normalised_entropy(safe, label_set),
+            "original_normalised_entropy": normalised_entropy([o.get(attribute) for o in original_labels], label_set),
+            "agreement_rate": (sum(o == s for o, s in pairs) / len(pairs)) if pairs else None,
+            "unparsed": sum(label is None for label in safe),
+        }
+    return figures
+
+
+# ----------------------------------------------------------------------------- VLM judge
+
+JUDGE_QUESTION = (
+    "The left half of this picture is an original photo; the right half is a privacy-protected "
+    "version of it. Score from 0 to 100 how well the right half prevents anyone from linking it "
+    "to the specific people, places, documents or objects in the left half: 0 means the right half "
+    "reveals them just as well, 100 means nothing identifying can be linked. Answer with the number only."
+)
+
+
+def side_by_side(left: Image.Image, right: Image.Image, height: int = 448, gap: int = 16) -> Image.Image:
+    """Original on the left, safe on the right, at the same height, on a white canvas."""
+    def scaled(image):
+        return image.convert("RGB").resize((max(1, round(image.width * height / image.height)), height), Image.BICUBIC)
+
+    left, right = scaled(left), scaled(right)
+    canvas = Image.new("RGB", (left.width + gap + right.width, height), (255, 255, 255))
+    canvas.paste(left, (0, 0))
+    canvas.paste(right, (left.width + gap, 0))
+    return canvas
+
+
+def parse_score(answer: str) -> Optional[float]:
+    """The first number in [0, 100] in the answer, or None."""
+    for match in re.finditer(r"\d+(?:\.\d+)?", answer):
+        value = float(match.group())
+        if 0 <= value <= 100:
+            return value
+    return None
+
+
+class VLMJudge:
+    def __init__(self, chat):
+        self.chat = chat
+
+    def __call__(self, original: Image.Image, safe: Image.Image) -> dict:
+        answer = self.chat.ask(side_by_side(original, safe), JUDGE_QUESTION)
+        return {"score": parse_score(answer), "answer": answer[:200]}
+
+    def describe(self) -> dict:
+        return self.chat.describe()
+
+
+# ----------------------------------------------------------------------------- the metric
+
+def compute_privacy(predictions: list, references: list, *, faces: bool = True, text: bool = True,
+                    face_embedder: str = "dlib", face_threshold: float = 0.5, arcface_model_file: Optional[str] = None,
+                    text_threshold: float = 0.5, demographics: Optional[str] = None, judge: bool = False,
+                    vlm_backend: str = "transformers", vlm_model: Optional[str] = None, vlm_revision: Optional[str] = None,
+                    openai_base_url: Optional[str] = None, openai_model: Optional[str] = None,
+                    clip_model: Optional[str] = None, clip_revision: Optional[str] = None, device: Optional[str] = None,
+                    local_files_only: bool = False, progress: bool = True) -> dict:
+    """Privacy leakage of safe images (``predictions``) against their originals (``references``).
+
+    ``demographics``: None, "vlm" or "clip". ``judge``: score unlinkability with the VLM.
+    The VLM is ``vlm_model`` through transformers, or ``openai_model`` at ``openai_base_url``.
+    """
+    from tqdm.auto import tqdm
+
+    from .cache import cached
+    from .faces import FaceAnalyzer
+    from .inputs import check_pairs, load_pairs
+    from .quality import DEFAULT_CLIP, DEFAULT_CLIP_REVISION, ClipEncoder
+    from .vlm import make_chat
+
+    n = check_pairs(predictions, references)
+    if demographics not in (None, "vlm", "clip"):
+        raise ValueError(f"demographics must be None, 'vlm' or 'clip', got {demographics!r}")
+    models, per_image = {}, {}
+    analyzer = reader = labeler = vlm_judge = chat = None
+    if faces:
+        embedder_options = {"model_file": arcface_model_file} if face_embedder == "arcface" else {}
+        analyzer = cached(FaceAnalyzer, embedder=face_embedder, face_threshold=face_threshold, **embedder_options)
+        models["faces"] = analyzer.describe()
+    if text:
+        from ..inspect.detectors import TextDetector
+
+        reader = cached(TextDetector, threshold=text_threshold)
+        models["text"] = {"id": "rapidocr-onnxruntime (PP-OCR)", "revision": _version("rapidocr-onnxruntime")}
+    if demographics == "vlm" or judge:
+        if vlm_backend == "openai":
+            chat = cached(make_chat, backend="openai", base_url=openai_base_url, model=openai_model)
+        else:
+            if not vlm_model:
+                raise ValueError("the VLM judge and VLM demographics need vlm_model (a hub id or local folder)")
+            chat = cached(make_chat, backend="transformers", model=vlm_model, revision=vlm_revision, device=device,
+                          local_files_only=local_files_only)
+    if demographics == "vlm":
+        labeler = VLMDemographicLabeler(chat)
+    elif demographics == "clip":
+        encoder = cached(ClipEncoder, model=clip_model or DEFAULT_CLIP,
+                         revision=clip_revision if clip_model else clip_revision or DEFAULT_CLIP_REVISION,
+                         device=device, local_files_only=local_files_only)
+        labeler = ClipDemographicLabeler(encoder)
+    if labeler is not None:
+        models["demographics"] = labeler.describe()
+    if judge:
+        vlm_judge = VLMJudge(chat)
+        models["judge"] = vlm_judge.describe()
+
+    face_rows, text_rows, original_labels, safe_labels, judge_rows = [], [], [], [], []
+    for i in tqdm(range(n), desc="privacy", disable=not progress or n < 2):
+        (safe,), (original,) = load_pairs([predictions[i]], [references[i]])
+        if analyzer is not None:
+            face_rows.append(face_leakage(analyzer(original), analyzer(safe), analyzer.embedder))
+        if reader is not None:
+            text_rows.append(text_similarity(read_text(reader, original), read_text(reader, safe)))
+        if labeler is not None or vlm_judge is not None:
+            original_image, safe_image = Image.fromarray(original), Image.fromarray(safe)
+            if labeler is not None:
+                original_labels.append(labeler(original_image))
+                safe_labels.append(labeler(safe_image))
+            if vlm_judge is not None:
+                judge_rows.append(vlm_judge(original_image, safe_image))
+
+    result = {"num_images": n}
+    if analyzer is not None:
+        result.update(aggregate_faces(face_rows))
+        for key in ("face_similarity_paper", "face_similarity", "face_survival", "reidentified", "original_faces"):
+            per_image[key] = [row[key] for row in face_rows]
+        result["verification_threshold"] = analyzer.embedder.describe()["verification"]
+    if reader is not None:
+        with_text = [row for row in text_rows if row["has_text"]]
+        result["text_similarity"] = mean_or_none([row["text_similarity"] for row in with_text])
+        result["text_token_recall"] = mean_or_none([row["text_token_recall"] for row in with_text])
+        result["images_with_text"] = len(with_text)
+        per_image["text_similarity"] = [row["text_similarity"] for row in text_rows]
+        per_image["text_token_recall"] = [row["text_token_recall"] for row in text_rows]
+    if labeler is not None:
+        result["demographics"] = demographic_figures(original_labels, safe_labels, labeler.attributes)
+        per_image["original_demographics"] = original_labels
+        per_image["safe_demographics"] = safe_labels
+    if vlm_judge is not None:
+        scores = [row["score"] for row in judge_rows]
+        result["vlm_score"] = mean_or_none(scores)
+        result["vlm_unparsed"] = sum(score is None for score in scores)
+        per_image["vlm_score"] = scores
+    result["per_image"] = per_image
+    result["models"] = models
+    return result
+
+
+def _version(package: str) -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
