@@ -39,7 +39,8 @@ def to_openai_messages(conversation: list, image_format: str = "JPEG") -> list:
         parts = []
         for part in message["content"]:
             if part["type"] == "image":
-                parts.append({"type": "image_url", "image_url": {"url": image_data_url(part["image"], image_format=image_format)}})
+                url = image_data_url(part["image"], image_format=image_format)
+                parts.append({"type": "image_url", "image_url": {"url": url}})
             else:
                 parts.append({"type": "text", "text": part["text"]})
         if all(p["type"] == "text" for p in parts):
