@@ -1,20 +1,9 @@
 """Cheating: how much of the original a privacy-safe image simply copies (Unsafe2Safe evaluation suite)."""
 
-import datasets
-import evaluate
-
+from u2s_datasets.evaluation import metric_support
 from u2s_datasets.evaluation.cheating import compute_cheating
-from u2s_datasets.evaluation.inputs import check_pairs
-from u2s_datasets.evaluation.options import own_options
 
-_CITATION = """\
-@inproceedings{unsafe2safe2026,
-  title     = {Unsafe2Safe},
-  booktitle = {Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
-  year      = {2026},
-  eprint    = {2603.28605},
-  archivePrefix = {arXiv}
-}
+_CITATION = metric_support.PAPER_CITATION + """\
 @article{wang2004ssim,
   title   = {Image Quality Assessment: From Error Visibility to Structural Similarity},
   author  = {Wang, Zhou and Bovik, Alan C. and Sheikh, Hamid R. and Simoncelli, Eero P.},
@@ -49,27 +38,6 @@ Examples:
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class Cheating(evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            module_type="metric",
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Image(), "references": datasets.Image()}),
-            reference_urls=["https://arxiv.org/abs/2603.28605"],
-        )
-
-    def add_batch(self, *, predictions=None, references=None, **kwargs):
-        """Add a batch of safe images (predictions) and originals (references), checked row by row."""
-        check_pairs(predictions, references)
-        super().add_batch(predictions=predictions, references=references, **kwargs)
-
-    def add(self, *, prediction=None, reference=None, **kwargs):
-        """Add one safe image (prediction) and its original (reference)."""
-        check_pairs([prediction], [reference])
-        super().add(prediction=prediction, reference=reference, **kwargs)
-
-    def _compute(self, predictions, references, **options):
-        return compute_cheating(predictions, references, **own_options(options, compute_cheating, "u2s/cheating"))
+class Cheating(metric_support.ImagePairMetric):
+    compute_function = staticmethod(compute_cheating)
+    card_description, card_inputs, card_citation = _DESCRIPTION, _KWARGS_DESCRIPTION, _CITATION

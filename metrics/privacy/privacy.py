@@ -1,21 +1,7 @@
 """Privacy leakage of privacy-safe images against their originals (Unsafe2Safe evaluation suite)."""
 
-import datasets
-import evaluate
-
-from u2s_datasets.evaluation.inputs import check_pairs
-from u2s_datasets.evaluation.options import own_options
+from u2s_datasets.evaluation import metric_support
 from u2s_datasets.evaluation.privacy import compute_privacy
-
-_CITATION = """\
-@inproceedings{unsafe2safe2026,
-  title     = {Unsafe2Safe},
-  booktitle = {Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
-  year      = {2026},
-  eprint    = {2603.28605},
-  archivePrefix = {arXiv}
-}
-"""
 
 _DESCRIPTION = """\
 How much of the private content of an original image can still be recovered from its
@@ -49,27 +35,6 @@ Examples:
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class Privacy(evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            module_type="metric",
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Image(), "references": datasets.Image()}),
-            reference_urls=["https://arxiv.org/abs/2603.28605"],
-        )
-
-    def add_batch(self, *, predictions=None, references=None, **kwargs):
-        """Add a batch of safe images (predictions) and originals (references), checked row by row."""
-        check_pairs(predictions, references)
-        super().add_batch(predictions=predictions, references=references, **kwargs)
-
-    def add(self, *, prediction=None, reference=None, **kwargs):
-        """Add one safe image (prediction) and its original (reference)."""
-        check_pairs([prediction], [reference])
-        super().add(prediction=prediction, reference=reference, **kwargs)
-
-    def _compute(self, predictions, references, **options):
-        return compute_privacy(predictions, references, **own_options(options, compute_privacy, "u2s/privacy"))
+class Privacy(metric_support.ImagePairMetric):
+    compute_function = staticmethod(compute_privacy)
+    card_description, card_inputs = _DESCRIPTION, _KWARGS_DESCRIPTION

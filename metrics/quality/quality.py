@@ -1,20 +1,9 @@
 """Quality of privacy-safe images: do they still show what the public caption says? (Unsafe2Safe evaluation suite)"""
 
-import datasets
-import evaluate
-
-from u2s_datasets.evaluation.inputs import check_pairs, check_texts
-from u2s_datasets.evaluation.options import own_options
+from u2s_datasets.evaluation import metric_support
 from u2s_datasets.evaluation.quality import compute_quality
 
-_CITATION = """\
-@inproceedings{unsafe2safe2026,
-  title     = {Unsafe2Safe},
-  booktitle = {Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
-  year      = {2026},
-  eprint    = {2603.28605},
-  archivePrefix = {arXiv}
-}
+_CITATION = metric_support.PAPER_CITATION + """\
 @inproceedings{hessel2021clipscore,
   title     = {CLIPScore: A Reference-free Evaluation Metric for Image Captioning},
   author    = {Hessel, Jack and Holtzman, Ari and Forbes, Maxwell and Le Bras, Ronan and Choi, Yejin},
@@ -48,31 +37,8 @@ Examples:
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class Quality(evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            module_type="metric",
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Image(), "references": datasets.Image(), "captions": datasets.Value("string")}
-            ),
-            reference_urls=["https://arxiv.org/abs/2603.28605", "https://arxiv.org/abs/2104.08718"],
-        )
-
-    def add_batch(self, *, predictions=None, references=None, captions=None, **kwargs):
-        """Add safe images (predictions), originals (references) and public captions, checked row by row."""
-        check_pairs(predictions, references, captions=captions)
-        check_texts(captions or [], "captions")
-        super().add_batch(predictions=predictions, references=references, captions=captions, **kwargs)
-
-    def add(self, *, prediction=None, reference=None, captions=None, **kwargs):
-        """Add one safe image, its original and its public caption."""
-        check_pairs([prediction], [reference])
-        check_texts([captions], "captions")
-        super().add(prediction=prediction, reference=reference, captions=captions, **kwargs)
-
-    def _compute(self, predictions, references, captions, **options):
-        return compute_quality(predictions, references, captions, **own_options(options, compute_quality, "u2s/quality"))
+class Quality(metric_support.ImagePairMetric):
+    compute_function = staticmethod(compute_quality)
+    extra_columns = {"captions": "string"}
+    card_description, card_inputs, card_citation = _DESCRIPTION, _KWARGS_DESCRIPTION, _CITATION
+    card_urls = (metric_support.PAPER_URL, "https://arxiv.org/abs/2104.08718")

@@ -1,21 +1,7 @@
 """Utility of a privacy-safe training set: train on safe, test on real (Unsafe2Safe evaluation suite)."""
 
-import datasets
-import evaluate
-
-from u2s_datasets.evaluation.inputs import check_pairs
-from u2s_datasets.evaluation.options import own_options
+from u2s_datasets.evaluation import metric_support
 from u2s_datasets.evaluation.utility import compute_utility
-
-_CITATION = """\
-@inproceedings{unsafe2safe2026,
-  title     = {Unsafe2Safe},
-  booktitle = {Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
-  year      = {2026},
-  eprint    = {2603.28605},
-  archivePrefix = {arXiv}
-}
-"""
 
 _DESCRIPTION = """\
 A linear probe on frozen image features is trained once on the safe training images and
@@ -42,33 +28,7 @@ Examples:
 """
 
 
-def _features(label_type: str) -> datasets.Features:
-    return datasets.Features(
-        {"predictions": datasets.Image(), "references": datasets.Image(), "labels": datasets.Value(label_type)}
-    )
-
-
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class Utility(evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            module_type="metric",
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=[_features("int64"), _features("string")],
-            reference_urls=["https://arxiv.org/abs/2603.28605"],
-        )
-
-    def add_batch(self, *, predictions=None, references=None, labels=None, **kwargs):
-        """Add safe training images (predictions), raw training images (references) and their labels."""
-        check_pairs(predictions, references, labels=labels)
-        super().add_batch(predictions=predictions, references=references, labels=labels, **kwargs)
-
-    def add(self, *, prediction=None, reference=None, labels=None, **kwargs):
-        """Add one safe training image, its raw version and its label."""
-        check_pairs([prediction], [reference])
-        super().add(prediction=prediction, reference=reference, labels=labels, **kwargs)
-
-    def _compute(self, predictions, references, labels, **options):
-        return compute_utility(predictions, references, labels, **own_options(options, compute_utility, "u2s/utility"))
+class Utility(metric_support.ImagePairMetric):
+    compute_function = staticmethod(compute_utility)
+    extra_columns = {"labels": ("int64", "string")}
+    card_description, card_inputs = _DESCRIPTION, _KWARGS_DESCRIPTION

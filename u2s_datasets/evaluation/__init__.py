@@ -1,7 +1,8 @@
 """The evaluation suite: privacy, quality, cheating and utility of a safe dataset.
 
 Plain Python/torch code. The ``evaluate`` modules in ``metrics/`` are thin wrappers
-around these functions; nothing here imports ``evaluate``, and every model loads lazily.
+around these functions; only ``metric_support`` (their shared base) imports ``evaluate``,
+and every model loads lazily.
 """
 
 from .inputs import as_rgb, check_pairs, check_same_length

@@ -260,7 +260,7 @@ def compute_privacy(predictions: list, references: list, *, faces: bool = True, 
     from .faces import FaceAnalyzer
     from .inputs import check_pairs, load_pairs
     from .quality import DEFAULT_CLIP, DEFAULT_CLIP_REVISION, ClipEncoder
-    from .vlm import make_chat
+    from .vlm import load_chat
 
     n = check_pairs(predictions, references)
     if demographics not in (None, "vlm", "clip"):
@@ -278,11 +278,11 @@ def compute_privacy(predictions: list, references: list, *, faces: bool = True, 
         models["text"] = {"id": "rapidocr-onnxruntime (PP-OCR)", "revision": _version("rapidocr-onnxruntime")}
     if demographics == "vlm" or judge:
         if vlm_backend == "openai":
-            chat = cached(make_chat, backend="openai", base_url=openai_base_url, model=openai_model)
+            chat = cached(load_chat, backend="openai", base_url=openai_base_url, model=openai_model)
         else:
             if not vlm_model:
                 raise ValueError("the VLM judge and VLM demographics need vlm_model (a hub id or local folder)")
-            chat = cached(make_chat, backend="transformers", model=vlm_model, revision=vlm_revision, device=device,
+            chat = cached(load_chat, backend="transformers", model=vlm_model, revision=vlm_revision, device=device,
                           local_files_only=local_files_only)
     if demographics == "vlm":
         labeler = VLMDemographicLabeler(chat)

@@ -25,21 +25,22 @@ class EndpointError(RuntimeError):
     """The endpoint could not answer: down, too slow, or an unusable reply."""
 
 
-def image_data_url(image, quality: int = 95) -> str:
-    """An RGB PIL image as a ``data:image/jpeg;base64,...`` URL."""
+def image_data_url(image, quality: int = 95, image_format: str = "JPEG") -> str:
+    """An RGB PIL image as a ``data:image/jpeg;base64,...`` URL (``image_format="PNG"``: lossless)."""
     buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="JPEG", quality=quality)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    image.convert("RGB").save(buffer, format=image_format, quality=quality)
+    return f"data:image/{image_format.lower()};base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def to_openai_messages(conversation: list) -> list:
+def to_openai_messages(conversation: list, image_format: str = "JPEG") -> list:
     """Our message parts -> OpenAI chat parts (images as data URLs)."""
     messages = []
     for message in conversation:
         parts = []
         for part in message["content"]:
             if part["type"] == "image":
-                parts.append({"type": "image_url", "image_url": {"url": image_data_url(part["image"])}})
+                url = image_data_url(part["image"], image_format=image_format)
+                parts.append({"type": "image_url", "image_url": {"url": url}})
             else:
                 parts.append({"type": "text", "text": part["text"]})
         if all(p["type"] == "text" for p in parts):
@@ -53,7 +54,7 @@ class OpenAIChat:
     """``generate(conversations, max_new_tokens)`` through ``{base_url}/chat/completions``, greedy."""
 
     def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 4,
-                 timeout: float = 120.0, max_retries: int = 2, backoff: float = 1.0):
+                 timeout: float = 120.0, max_retries: int = 2, backoff: float = 1.0, image_format: str = "JPEG"):
         if not base_url:
             raise ValueError("The openai backend needs openai_base_url (e.g. 'http://localhost:8000/v1').")
         if not model:
@@ -65,6 +66,7 @@ class OpenAIChat:
         self.timeout = float(timeout)
         self.max_retries = max(0, int(max_retries))
         self.backoff = float(backoff)
+        self.image_format = image_format
 
     def check_reachable(self):
         """Fail early and clearly when nothing listens at ``base_url``; any HTTP answer counts as up."""
@@ -84,7 +86,7 @@ class OpenAIChat:
             return list(pool.map(lambda c: self._complete(c, max_new_tokens), conversations))
 
     def _complete(self, conversation, max_new_tokens) -> str:
-        body = {"model": self.model, "messages": to_openai_messages(conversation), "max_tokens": int(max_new_tokens), "temperature": 0}
+        body = {"model": self.model, "messages": to_openai_messages(conversation, self.image_format), "max_tokens": int(max_new_tokens), "temperature": 0}
         reply = self._post("/chat/completions", body)
         try:
             content = reply["choices"][0]["message"]["content"]
