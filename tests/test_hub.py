@@ -574,7 +574,7 @@ def test_the_card_template_ships_in_the_wheel(tmp_path, monkeypatch):
 
     root = Path(__file__).resolve().parent.parent
     source = tmp_path / "src"
-    for folder in ("u2s_datasets", "hub_cards"):
+    for folder in ("u2s_datasets", "hub_cards", "metrics"):
         shutil.copytree(root / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("setup.py", "README.md"):
         shutil.copy(root / name, source / name)
