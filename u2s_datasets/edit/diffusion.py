@@ -11,7 +11,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from ..devices import resolve_device, resolve_dtype
+from ..devices import in_forked_worker, resolve_device, resolve_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,12 @@ class DiffusionEditor:
     max_batch: int = 0  # 0: no limit beyond edit_batch_size
 
     def __init__(self, config, rank=None, **shared):
+        import torch
+
+        if in_forked_worker():
+            # GNU OpenMP's thread pool does not survive fork: a parallel region in the child would
+            # wait forever on threads of the parent. The workers are the parallelism here.
+            torch.set_num_threads(1)
         self.settings = config.edit
         self.model_settings = config.model
         self.device = resolve_device(config.model.device, rank)
