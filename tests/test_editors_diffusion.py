@@ -21,7 +21,7 @@ from u2s_datasets.edit.dual_prompt import (DUAL_PROMPT_FOLDER, dual_prompt_param
                                            install_dual_prompt, load_dual_prompt, save_dual_prompt)
 from u2s_datasets.edit.ip2p import InstructPix2PixEditor
 from u2s_datasets.edit.masks import region_mask
-from u2s_datasets.edit.testing import random_sd_editing_pipeline
+from u2s_datasets.edit.testing import random_flux_kontext_pipeline, random_sd_editing_pipeline
 from u2s_datasets.records import EditRequest, Inspection, Instruction, Region
 
 FACES = ("astronaut", "grace_hopper", "camera")
@@ -72,6 +72,8 @@ def models(tmp_path_factory):
     for kind in ("ip2p", "inpaint"):
         folders[kind] = str(root / kind)
         random_sd_editing_pipeline(kind).save_pretrained(folders[kind])
+    folders["kontext"] = str(root / "kontext")
+    random_flux_kontext_pipeline().save_pretrained(folders["kontext"])
     return folders
 
 
@@ -91,7 +93,7 @@ def ip2p_rows(photos, models):
     return run(photos, editor="ip2p", editor_model=models["ip2p"])
 
 
-@pytest.mark.parametrize("editor,model", [("ip2p", "ip2p"), ("sd-inpaint", "inpaint")])
+@pytest.mark.parametrize("editor,model", [("ip2p", "ip2p"), ("sd-inpaint", "inpaint"), ("flux-kontext", "kontext")])
 def test_region_true_editing_keeps_size_and_every_pixel_away_from_faces(photos, photo_bytes, models, editor, model):
     rows = run(photos, editor=editor, editor_model=models[model])
     settings = resolve_config().edit
@@ -261,3 +263,10 @@ def test_datasets_workers_are_recognised_as_forked():
     ds = datasets.Dataset.from_dict({"x": list(range(4))})
     assert not in_forked_worker()
     assert all(ds.map(_forked, batched=True, batch_size=2, num_proc=2, with_rank=True)["forked"])
+
+
+def test_scheduler_is_chosen_by_name(models):
+    config = resolve_config(editor="ip2p", editor_model=models["ip2p"], **FAST)
+    assert type(InstructPix2PixEditor(config.replace(scheduler="DDIMScheduler")).pipe.scheduler).__name__ == "DDIMScheduler"
+    with pytest.raises(ValueError, match="NoSuchScheduler"):
+        InstructPix2PixEditor(config.replace(scheduler="NoSuchScheduler"))

@@ -25,6 +25,7 @@ class FluxKontextEditor(DiffusionEditor):
             guidance_scale=self.guidance,
             generator=generators,
             output_type="np",
+            max_area=size[0] * size[1],  # the pipeline rescales its output to this area
             _auto_resize=False,  # the image is already on the grid at the size we want back
         ).images
 

@@ -66,3 +66,31 @@ def random_sd_editing_pipeline(kind: str = "ip2p", shape: str = "tiny", seed: in
     return StableDiffusionInpaintPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                                           scheduler=PNDMScheduler(skip_prk_steps=True, steps_offset=1, **betas), safety_checker=None,
                                           feature_extractor=None, requires_safety_checker=False)
+
+
+def t5_tokenizer():
+    """A T5 (Unigram) tokenizer over lower-case letters and a few signs."""
+    from transformers import T5Tokenizer
+
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -1.0)] + [(c, -1.0) for c in "abcdefghijklmnopqrstuvwxyz,.;'-"]
+    return T5Tokenizer(vocab=pieces, extra_ids=0)
+
+
+def random_flux_kontext_pipeline(seed: int = 0):
+    """A FLUX.1 Kontext pipeline with a one-block transformer and tiny encoders, random weights."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxKontextPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+
+    torch.manual_seed(seed)
+    tokenizer, tokenizer_2 = clip_tokenizer(), t5_tokenizer()
+    text_encoder = CLIPTextModel(CLIPTextConfig(vocab_size=1000, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                                                pad_token_id=tokenizer.pad_token_id, max_position_embeddings=77, **_SHAPES["tiny"]["text"]))
+    text_encoder_2 = T5EncoderModel(T5Config(vocab_size=64, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4, relative_attention_num_buckets=8))
+    transformer = FluxTransformer2DModel(patch_size=1, in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=16,
+                                         num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32, axes_dims_rope=[4, 4, 8],
+                                         guidance_embeds=True)
+    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, down_block_types=("DownEncoderBlock2D",) * 4,
+                        up_block_types=("UpDecoderBlock2D",) * 4, use_quant_conv=False, use_post_quant_conv=False,
+                        shift_factor=0.0609, scaling_factor=1.5035, **_SHAPES["tiny"]["vae"])
+    return FluxKontextPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
+                               text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2, transformer=transformer)
