@@ -90,7 +90,7 @@ def safe_pixels(rows) -> dict:
 
 @pytest.fixture(scope="module")
 def ip2p_rows(photos, models):
-    return run(photos, editor="ip2p", editor_model=models["ip2p"])
+    return run(photos, batch_size=5, editor="ip2p", editor_model=models["ip2p"])
 
 
 @pytest.mark.parametrize("editor,model", [("ip2p", "ip2p"), ("sd-inpaint", "inpaint"), ("flux-kontext", "kontext")])
@@ -123,16 +123,16 @@ def test_a_row_gets_the_same_output_whatever_its_batch_or_worker(photos, models,
     # One image per pipeline call: bit-identical across batch sizes and workers.
     alone = dict(editor="ip2p", editor_model=models["ip2p"], edit_batch_size=1)
     reference = safe_pixels(run(photos, batch_size=1, **alone))
-    for other in (run(photos, batch_size=3, **alone), run(photos, batch_size=3, num_proc=2, **alone)):
+    for other in (run(photos, batch_size=3, **alone), run(photos, batch_size=5, **alone), run(photos, batch_size=3, num_proc=2, **alone)):
         for name, pixels in safe_pixels(other).items():
             assert np.array_equal(pixels, reference[name]), name
-    # Batched pipeline calls draw the same noise per row; only float rounding of batched kernels may differ.
-    for name, pixels in safe_pixels(ip2p_rows).items():
-        difference = np.abs(pixels.astype(int) - reference[name])
-        assert difference.max() <= 2 and (difference > 0).mean() < 0.01, name
-    workers = safe_pixels(run(photos, batch_size=3, num_proc=2, editor="ip2p", editor_model=models["ip2p"]))
-    for name, pixels in safe_pixels(ip2p_rows).items():
-        assert np.array_equal(workers[name], pixels), f"{name} changed with the worker count"
+    # Batched pipeline calls (astronaut and camera share one at batch_size=5) draw the same noise
+    # per row; only the float rounding of batched kernels may differ.
+    batched = dict(editor="ip2p", editor_model=models["ip2p"])
+    for other in (ip2p_rows, run(photos, batch_size=3, num_proc=2, **batched)):
+        for name, pixels in safe_pixels(other).items():
+            difference = np.abs(pixels.astype(int) - reference[name])
+            assert difference.max() <= 2 and (difference > 0).mean() < 0.01, name
 
 
 def test_seed_setting_changes_the_edit(photos, models, ip2p_rows):
