@@ -64,6 +64,15 @@ class EditConfig:
     pixel_blocks: int = 3  # pixelate: blocks along the region's shorter side (few: text and faces stay unreadable)
     fill_color: tuple = (128, 128, 128)
     seed: int = 0
+    # diffusion editors (None: the editor's own default, see docs/stage2.md)
+    num_inference_steps: Optional[int] = None
+    guidance_scale: Optional[float] = None  # text guidance
+    image_guidance_scale: float = 1.5  # ip2p: how closely the output follows the input image
+    scheduler: Optional[str] = None  # a diffusers scheduler class name, e.g. "DDIMScheduler"; None keeps the model's
+    edit_resolution: Optional[int] = None  # the longer side the editor works at (aspect kept, grid-rounded)
+    edit_batch_size: int = 8  # images per pipeline call
+    dual_prompt: Optional[bool] = None  # ip2p: None uses dual-prompt weights when the model ships them
+    vae_tiling: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,7 @@ class ModelConfig:
     trust_remote_code: bool = False
     device_map: Optional[str] = None
     cpu_offload: bool = False
+    torch_compile: bool = False  # compile the denoiser of diffusion editors (pays off on long runs)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Where model-backed stages run: one device per process and rank."""
 
-import multiprocessing
+import sys
 from typing import Optional
 
 
@@ -14,10 +14,11 @@ def resolve_device(device: Optional[str], rank: Optional[int]) -> str:
         if device is not None:
             raise RuntimeError(f"device={device!r} was asked for, but CUDA is not available in this process")
         return "cpu"
-    if multiprocessing.current_process().name != "MainProcess" and multiprocessing.get_start_method(allow_none=True) == "fork":
+    if in_forked_worker():
         raise RuntimeError(
-            "CUDA cannot start in a forked worker. Call multiprocessing.set_start_method('spawn') "
-            "before ds.map(..., num_proc=N), or run with num_proc=None."
+            "CUDA cannot start in a forked worker. Call multiprocess.set_start_method('spawn', force=True) "
+            "(datasets starts its workers with the `multiprocess` package) before ds.map(..., num_proc=N), "
+            "or run with num_proc=None."
         )
     if device is not None:
         return device
@@ -31,3 +32,12 @@ def resolve_dtype(dtype: str, device: str):
         return torch.bfloat16 if device.startswith("cuda") else torch.float32
     return {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
             "fp32": torch.float32, "float32": torch.float32}[dtype]
+
+
+def in_forked_worker() -> bool:
+    """True in a worker process started by fork (stdlib ``multiprocessing`` or datasets' ``multiprocess``)."""
+    for name in ("multiprocessing", "multiprocess"):
+        module = sys.modules.get(name)
+        if module is not None and module.current_process().name != "MainProcess" and module.get_start_method(allow_none=True) == "fork":
+            return True
+    return False

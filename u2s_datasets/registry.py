@@ -21,6 +21,10 @@ EDITORS = {
     "pixelate": "u2s_datasets.edit.regions:PixelateEditor",
     "fill": "u2s_datasets.edit.regions:FillEditor",
     "inpaint": "u2s_datasets.edit.regions:InpaintEditor",
+    "ip2p": "u2s_datasets.edit.ip2p:InstructPix2PixEditor",
+    "sd-inpaint": "u2s_datasets.edit.sd_inpaint:StableDiffusionInpaintEditor",
+    "flux-kontext": "u2s_datasets.edit.flow_editors:FluxKontextEditor",
+    "qwen-image-edit": "u2s_datasets.edit.flow_editors:QwenImageEditEditor",
 }
 
 _KINDS = {"inspector": INSPECTORS, "instructor": INSTRUCTORS, "editor": EDITORS}

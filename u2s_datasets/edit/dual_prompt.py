@@ -1,0 +1,226 @@
+"""Dual-prompt cross-attention: the edit instruction and the public caption, fused.
+
+The UNet's cross-attention (``attn2``) receives the text tokens of both prompts,
+concatenated along the token axis: ``[instruction tokens | public-caption tokens]``.
+``DualPromptAttnProcessor`` attends to the instruction tokens exactly as diffusers'
+``AttnProcessor2_0`` does, attends to the public-caption tokens in a second branch with
+its own key/value projections, and adds that branch through a per-channel tanh gate:
+
+    out = to_out(attn(q, K(instr), V(instr)) + tanh(gate) * attn(q, K'(public), V'(public)))
+
+The gate starts at zero, so an untrained processor gives plain InstructPix2Pix bit for
+bit; the public key/value projections start as copies of the layer's own, so the branch
+is meaningful from the first training step (the gate's gradient is the public branch
+itself). These gates and projections are what the fine-tuning step trains:
+``dual_prompt_parameters(unet)``.
+
+Weights live in ``<pipeline folder>/dual_prompt/dual_prompt.safetensors``;
+``save_dual_prompt(pipe, folder)`` writes the whole pipeline plus that file, and
+``load_dual_prompt(pipe, folder)`` installs the processors and loads it.
+"""
+
+import copy
+import json
+import logging
+import os
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+DUAL_PROMPT_FOLDER = "dual_prompt"
+DUAL_PROMPT_WEIGHTS = "dual_prompt.safetensors"
+
+
+class DualPromptAttnProcessor(nn.Module):
+    """Cross-attention over instruction tokens plus a gated branch over public-caption tokens.
+
+    Args:
+        hidden_size: the attention's inner dimension (``attn.to_k.out_features``).
+        cross_attention_dim: the text embedding width (``attn.to_k.in_features``).
+        instruction_tokens: how many leading tokens of ``encoder_hidden_states`` are the
+            instruction's; the rest are the public caption's. With no more tokens than this,
+            the processor is plain cross-attention.
+        bias: whether the public key/value projections carry a bias (as the layer's own do).
+    """
+
+    def __init__(self, hidden_size: int, cross_attention_dim: int, instruction_tokens: int = 77, bias: bool = False):
+        super().__init__()
+        self.instruction_tokens = instruction_tokens
+        self.to_k_public = nn.Linear(cross_attention_dim, hidden_size, bias=bias)
+        self.to_v_public = nn.Linear(cross_attention_dim, hidden_size, bias=bias)
+        self.gate = nn.Parameter(torch.zeros(hidden_size))
+
+    @classmethod
+    def from_attention(cls, attn, instruction_tokens: int) -> "DualPromptAttnProcessor":
+        """A processor for ``attn`` whose public projections start as copies of its own."""
+        processor = cls(attn.to_k.out_features, attn.to_k.in_features, instruction_tokens, bias=attn.to_k.bias is not None)
+        processor.to_k_public = copy.deepcopy(attn.to_k)
+        processor.to_v_public = copy.deepcopy(attn.to_v)
+        return processor.to(device=attn.to_k.weight.device, dtype=attn.to_k.weight.dtype)
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
+        residual = hidden_states
+        if attn.spatial_norm is not None:
+            hidden_states = attn.spatial_norm(hidden_states, temb)
+        input_ndim = hidden_states.ndim
+        if input_ndim == 4:
+            batch_size, channel, height, width = hidden_states.shape
+            hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
+        if encoder_hidden_states is None:
+            raise ValueError("DualPromptAttnProcessor is for cross-attention; it got no encoder_hidden_states")
+        batch_size = encoder_hidden_states.shape[0]
+        instruction = encoder_hidden_states[:, : self.instruction_tokens]
+        public = encoder_hidden_states[:, self.instruction_tokens :]
+
+        if attention_mask is not None:
+            attention_mask = attn.prepare_attention_mask(attention_mask, instruction.shape[1], batch_size)
+            attention_mask = attention_mask.view(batch_size, attn.heads, -1, attention_mask.shape[-1])
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+
+        query = attn.to_q(hidden_states)
+        if attn.norm_cross:
+            instruction = attn.norm_encoder_hidden_states(instruction)
+            public = attn.norm_encoder_hidden_states(public) if public.shape[1] else public
+        head_dim = attn.to_k.out_features // attn.heads
+        query = _heads(query, batch_size, attn.heads, head_dim)
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+
+        hidden_states = self._attend(attn, query, attn.to_k(instruction), attn.to_v(instruction), attention_mask, batch_size, head_dim)
+        if public.shape[1]:
+            public_states = self._attend(attn, query, self.to_k_public(public), self.to_v_public(public), None, batch_size, head_dim)
+            hidden_states = hidden_states + torch.tanh(self.gate).to(hidden_states.dtype) * public_states
+
+        hidden_states = attn.to_out[0](hidden_states)
+        hidden_states = attn.to_out[1](hidden_states)
+        if input_ndim == 4:
+            hidden_states = hidden_states.transpose(-1, -2).reshape(batch_size, channel, height, width)
+        if attn.residual_connection:
+            hidden_states = hidden_states + residual
+        return hidden_states / attn.rescale_output_factor
+
+    @staticmethod
+    def _attend(attn, query, key, value, attention_mask, batch_size, head_dim):
+        key = _heads(key, batch_size, attn.heads, head_dim)
+        value = _heads(value, batch_size, attn.heads, head_dim)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False)
+        return out.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim).to(query.dtype)
+
+
+def _heads(x, batch_size, heads, head_dim):
+    return x.view(batch_size, -1, heads, head_dim).transpose(1, 2)
+
+
+def _cross_attentions(unet) -> dict:
+    from diffusers.models.attention_processor import Attention
+
+    return {name: m for name, m in unet.named_modules() if isinstance(m, Attention) and m.is_cross_attention}
+
+
+def install_dual_prompt(unet, instruction_tokens: int) -> dict:
+    """Put a fresh ``DualPromptAttnProcessor`` on every cross-attention of ``unet``; returns them by layer name."""
+    processors = {}
+    for name, attn in _cross_attentions(unet).items():
+        processors[name] = DualPromptAttnProcessor.from_attention(attn, instruction_tokens)
+        attn.set_processor(processors[name])
+    if not processors:
+        raise ValueError("This UNet has no cross-attention layers to give dual prompts to")
+    return processors
+
+
+def remove_dual_prompt(unet) -> None:
+    """Back to plain SDPA cross-attention (the dual-prompt weights are dropped)."""
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    for attn in _cross_attentions(unet).values():
+        if isinstance(attn.processor, DualPromptAttnProcessor):
+            attn.set_processor(AttnProcessor2_0())
+
+
+def dual_prompt_processors(unet) -> dict:
+    return {name: attn.processor for name, attn in _cross_attentions(unet).items() if isinstance(attn.processor, DualPromptAttnProcessor)}
+
+
+def dual_prompt_parameters(unet) -> list:
+    """The trainable parameters of the dual-prompt fusion (gates and public key/value projections)."""
+    return [p for processor in dual_prompt_processors(unet).values() for p in processor.parameters()]
+
+
+def dual_prompt_state_dict(unet) -> dict:
+    return {f"{name}.{key}": value for name, processor in dual_prompt_processors(unet).items() for key, value in processor.state_dict().items()}
+
+
+def save_dual_prompt(pipe, folder: str) -> None:
+    """Save ``pipe`` to ``folder`` with its dual-prompt weights in ``folder/dual_prompt/``.
+
+    The pipeline's own files stay those of a plain pipeline (the processors are swapped out
+    while it is written), so any diffusers code still loads it.
+    """
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous().cpu() for k, v in dual_prompt_state_dict(pipe.unet).items()}
+    if not state:
+        raise ValueError("This pipeline has no dual-prompt processors to save; call install_dual_prompt(pipe.unet, ...) first")
+    processors = dual_prompt_processors(pipe.unet)
+    instruction_tokens = next(iter(processors.values())).instruction_tokens
+    remove_dual_prompt(pipe.unet)
+    try:
+        pipe.save_pretrained(folder, safe_serialization=True)
+    finally:
+        attentions = _cross_attentions(pipe.unet)
+        for name, processor in processors.items():
+            attentions[name].set_processor(processor)
+    target = os.path.join(folder, DUAL_PROMPT_FOLDER)
+    os.makedirs(target, exist_ok=True)
+    save_file(state, os.path.join(target, DUAL_PROMPT_WEIGHTS))
+    with open(os.path.join(target, "config.json"), "w") as f:
+        json.dump({"instruction_tokens": instruction_tokens}, f, indent=2)
+
+
+def find_dual_prompt(model: str, revision: Optional[str] = None, local_files_only: bool = False) -> Optional[str]:
+    """The dual-prompt weights file that ships with ``model`` (local folder or hub id), or None."""
+    if os.path.isdir(model):
+        path = os.path.join(model, DUAL_PROMPT_FOLDER, DUAL_PROMPT_WEIGHTS)
+        return path if os.path.isfile(path) else None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        return hf_hub_download(model, f"{DUAL_PROMPT_FOLDER}/{DUAL_PROMPT_WEIGHTS}", revision=revision, local_files_only=local_files_only)
+    except (EntryNotFoundError, OSError) as e:
+        logger.info("No dual-prompt weights found for %s (%s)", model, e)
+        return None
+
+
+def load_dual_prompt(pipe, weights: str, instruction_tokens: Optional[int] = None) -> dict:
+    """Install dual-prompt processors on ``pipe.unet`` and load ``weights`` (a file, or a pipeline folder)."""
+    from safetensors.torch import load_file
+
+    if os.path.isdir(weights):
+        weights = os.path.join(weights, DUAL_PROMPT_FOLDER, DUAL_PROMPT_WEIGHTS)
+    if instruction_tokens is None:
+        config_path = os.path.join(os.path.dirname(weights), "config.json")
+        if os.path.isfile(config_path):
+            with open(config_path) as f:
+                instruction_tokens = json.load(f)["instruction_tokens"]
+        else:
+            instruction_tokens = pipe.tokenizer.model_max_length
+    processors = install_dual_prompt(pipe.unet, instruction_tokens)
+    state = load_file(weights)
+    for name, processor in processors.items():
+        prefix = name + "."
+        own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        if not own:
+            raise ValueError(f"{weights} has no dual-prompt weights for layer {name}; it was saved for another UNet")
+        processor.load_state_dict(own, strict=True)
+    unused = set(state) - {f"{n}.{k}" for n, p in processors.items() for k in p.state_dict()}
+    if unused:
+        raise ValueError(f"{weights} holds weights for layers this UNet lacks (e.g. {sorted(unused)[0]})")
+    return processors

@@ -1,0 +1,68 @@
+"""``ip2p``: InstructPix2Pix-family editors (InstructPix2Pix, MagicBrush in diffusers format).
+
+The edit instruction is the prompt. With dual prompts the public caption is a second
+text input, fused into the UNet's cross-attention (see ``dual_prompt.py``).
+"""
+
+import logging
+
+import torch
+
+from .diffusion import DiffusionEditor
+from .dual_prompt import find_dual_prompt, install_dual_prompt, load_dual_prompt
+
+logger = logging.getLogger(__name__)
+
+
+class InstructPix2PixEditor(DiffusionEditor):
+    """Three-way guided InstructPix2Pix: ``guidance_scale`` (text) and ``image_guidance_scale`` (input image).
+
+    ``dual_prompt``: None uses dual-prompt weights when the model folder (or hub repo) has
+    ``dual_prompt/dual_prompt.safetensors``; True always fuses the public caption (an
+    untrained fusion changes nothing); False never does.
+    """
+
+    pipeline_class = "StableDiffusionInstructPix2PixPipeline"
+    default_model = "timbrooks/instruct-pix2pix"
+    default_steps = 20
+    default_guidance = 7.5
+
+    def _prepare(self, pipe):
+        self.dual = False
+        if self.settings.dual_prompt is False:
+            return
+        weights = find_dual_prompt(self.model_id, self.settings.editor_revision, self.model_settings.local_files_only)
+        if weights is not None:
+            load_dual_prompt(pipe, weights)
+            self.dual = True
+        elif self.settings.dual_prompt:
+            logger.warning("%s ships no dual-prompt weights: the public-caption branch starts closed (plain InstructPix2Pix)", self.model_id)
+            install_dual_prompt(pipe.unet, pipe.tokenizer.model_max_length)
+            self.dual = True
+
+    def _run(self, requests, images, generators, size):
+        pipe = self.pipe
+        cond = self.encode_text([r.instruction.instruction for r in requests])
+        uncond = self.encode_text([""] * len(requests))
+        if self.dual:
+            public = self.encode_text([r.inspection.public_caption or r.instruction.target_caption for r in requests])
+            cond, uncond = torch.cat([cond, public], dim=1), torch.cat([uncond, uncond], dim=1)
+        return pipe(
+            image=images,
+            prompt_embeds=cond,
+            negative_prompt_embeds=uncond,
+            num_inference_steps=self.steps,
+            guidance_scale=self.guidance,
+            image_guidance_scale=self.settings.image_guidance_scale,
+            generator=generators,
+            output_type="np",
+        ).images
+
+    def encode_text(self, texts: list) -> torch.Tensor:
+        """CLIP token embeddings of ``texts`` as the pipeline itself computes them (padded to the model's length)."""
+        pipe = self.pipe
+        tokens = pipe.tokenizer(texts, padding="max_length", max_length=pipe.tokenizer.model_max_length, truncation=True, return_tensors="pt")
+        mask = tokens.attention_mask if getattr(pipe.text_encoder.config, "use_attention_mask", False) else None
+        device = pipe._execution_device
+        embeds = pipe.text_encoder(tokens.input_ids.to(device), attention_mask=None if mask is None else mask.to(device))[0]
+        return embeds.to(dtype=pipe.text_encoder.dtype, device=device)
