@@ -1,9 +1,10 @@
 """Throughput and peak memory of the local preset, next to deface's own anonymizer.
 
-    python benchmarks/bench_local.py --images 2000
+    python benchmarks/bench_local.py --images 2000 --rounds 3
 
 Each configuration runs in its own process (so peak RSS is its own) on the same 512-px
-real photos (faces, a page, clean scenes) cycled to --images rows:
+real photos (faces, a page, clean scenes) cycled to --images rows. Rounds interleave the
+configurations (a shared machine drifts), and the median images/s of the rounds is shown:
   u2s faces+text   Unsafe2Safe() through ds.map: CenterFace + PP-OCR, blur, JPEG/PNG out
   u2s faces only   Unsafe2Safe(detect_text=False)
   deface           deface's image path: CenterFace (threshold 0.2), anonymize_frame blur, same decode/encode
@@ -84,19 +85,24 @@ def worker(config: str, n: int) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, args.images)))
         return
-    print(f"{args.images} images of at most 512 px, {os.cpu_count()} cores")
-    print(f"{'configuration':<16} {'images/s':>9} {'peak RSS':>10}")
-    for config in CONFIGS:
-        out = subprocess.run([sys.executable, __file__, "--worker", config, "--images", str(args.images)],
-                             capture_output=True, text=True, check=True)
-        result = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{config:<16} {result['images_per_s']:>9.2f} {result['peak_rss_mb']:>7.0f} MB")
-
+    print(f"{args.images} images of at most 512 px, {os.cpu_count()} cores, median of {args.rounds} interleaved rounds")
+    results = {config: [] for config in CONFIGS}
+    for _ in range(args.rounds):
+        for config in CONFIGS:
+            out = subprocess.run([sys.executable, __file__, "--worker", config, "--images", str(args.images)],
+                                 capture_output=True, text=True, check=True)
+            results[config].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    print(f"{'configuration':<16} {'images/s':>9} {'(min-max)':>15} {'peak RSS':>10}")
+    for config, runs in results.items():
+        speeds = sorted(r["images_per_s"] for r in runs)
+        peak = max(r["peak_rss_mb"] for r in runs)
+        print(f"{config:<16} {float(np.median(speeds)):>9.2f} {f'({speeds[0]:.1f}-{speeds[-1]:.1f})':>15} {peak:>7.0f} MB")
 
 if __name__ == "__main__":
     main()

@@ -126,7 +126,8 @@ class Unsafe2Safe:
         for row in rows:
             boxes = [r.box for r in row.inspection.regions]
             row.mask = region_mask(row.rgb.size, boxes, settings.region_margin, settings.feather) if settings.edit_scope == "regions" else None
-        requests = [EditRequest(r.rgb, r.inspection, r.instruction, r.mask, self._row_seed(r)) for r in rows]
+        seeded = getattr(editor, "uses_seed", True)  # hashing every image costs time the classical editors don't need
+        requests = [EditRequest(r.rgb, r.inspection, r.instruction, r.mask, self._row_seed(r) if seeded else 0) for r in rows]
         by_row = {id(req): row for req, row in zip(requests, rows)}
         results = _batched_with_row_retry(editor.edit, requests, "editing")
         for request, result in zip(requests, results):
@@ -143,7 +144,7 @@ class Unsafe2Safe:
 
     def _row_seed(self, row) -> int:
         # Same row, same seed, whatever the batch, batch size or worker.
-        digest = hashlib.sha256(str(self.config.edit.seed).encode() + np.asarray(row.rgb).tobytes()).digest()
+        digest = hashlib.sha256(str(self.config.edit.seed).encode() + row.rgb.tobytes()).digest()
         return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
     # -- output

@@ -14,6 +14,8 @@ from .masks import edit_box, grow_box
 class RegionEditor:
     """Applies ``_edit_area`` to every region's edit box of every requested image."""
 
+    uses_seed = False  # deterministic by construction
+
     def __init__(self, config, rank=None, **shared):
         self.settings = config.edit
 
