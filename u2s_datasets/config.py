@@ -155,7 +155,8 @@ PRESETS = {
         preset="paper",
         inspect=InspectConfig(stage1_backend="transformers", vlm_model="Qwen/Qwen2.5-VL-7B-Instruct", vlm_revision="main"),
         instruct=InstructConfig(instructor="llm", llm_model="Qwen/Qwen2.5-7B-Instruct", llm_revision="main"),
-        edit=EditConfig(editor="ip2p", editor_model="timbrooks/instruct-pix2pix", edit_scope="global"),
+        # Regions the VLM boxes are edited region-true; images without boxes are edited whole, as in the paper.
+        edit=EditConfig(editor="ip2p", editor_model="timbrooks/instruct-pix2pix"),
     ),
 }
 
