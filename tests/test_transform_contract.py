@@ -204,3 +204,85 @@ def test_metadata_is_stripped_from_decoded_pil_inputs(photo_bytes, rotated):
     safe.save(buffer, format=safe.format)  # what datasets stores
     for secret in (b"SecretCam", b"Jane Secret", b"Exif"):
         assert secret not in buffer.getvalue(), secret
+
+
+def _progressive_with_hidden_metadata(photo_bytes) -> bytes:
+    image = Image.open(io.BytesIO(photo_bytes["coffee"])).convert("RGB")
+    data = encode(image, "JPEG", quality=90, progressive=True)
+    second_scan = data.index(b"\xff\xda", data.index(b"\xff\xda") + 2)
+    comment = b"INTERSCAN-SECRET"
+    segment = b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment
+    return data[:second_scan] + segment + data[second_scan:] + b"Exif\x00\x00GPS-SECRET-TRAILER"
+
+
+def test_metadata_between_scans_and_after_the_end_is_stripped(photo_bytes):
+    data = _progressive_with_hidden_metadata(photo_bytes)
+    out = Unsafe2Safe()({"image": [data]})
+    assert out["u2s_status"] == ["passthrough"]
+    buffer = io.BytesIO()
+    out["safe_image"][0].save(buffer, format="JPEG")
+    cleaned = buffer.getvalue()
+    assert b"INTERSCAN-SECRET" not in cleaned and b"GPS-SECRET-TRAILER" not in cleaned
+    assert cleaned.endswith(b"\xff\xd9")
+    assert np.array_equal(rgb(cleaned), rgb(data))  # the coded pixels are untouched
+
+
+def test_a_jpeg_that_cannot_be_walked_is_reencoded_not_fatal(photo_bytes):
+    data = encode(Image.open(io.BytesIO(photo_bytes["coffee"])).convert("RGB"), "JPEG", quality=90)
+    app0_end = 4 + int.from_bytes(data[4:6], "big")
+    junk = data[:app0_end] + b"\x00\x00" + data[app0_end:]  # Pillow skips stray bytes between markers
+    out = Unsafe2Safe()({"image": [junk, photo_bytes["astronaut"]]})
+    assert out["u2s_status"] == ["passthrough", "edited"]
+    assert np.abs(np.asarray(out["safe_image"][0].convert("RGB"), dtype=int) - rgb(data)).mean() < 2
+
+
+def test_only_the_inspected_frame_of_an_animation_comes_out(photo_bytes):
+    first = Image.open(io.BytesIO(photo_bytes["coffee"])).convert("RGB")
+    second = Image.new("RGB", first.size, (255, 0, 0))
+    buffer = io.BytesIO()
+    first.save(buffer, format="PNG", save_all=True, append_images=[second])
+    out = Unsafe2Safe()({"image": [buffer.getvalue()]})
+    assert out["u2s_status"] == ["passthrough"]
+    safe = out["safe_image"][0]
+    assert getattr(safe, "n_frames", 1) == 1 and np.array_equal(np.asarray(safe.convert("RGB")), np.asarray(first))
+
+
+class IdentityEditor:
+    """An editor that changes nothing: its rows must not come out as edited."""
+
+    def __init__(self, config, rank=None, **shared):
+        pass
+
+    def edit(self, requests):
+        return [r.image for r in requests]
+
+
+def test_an_editor_that_changes_nothing_is_redacted(photo_bytes, monkeypatch):
+    from u2s_datasets import registry
+
+    monkeypatch.setitem(registry.EDITORS, "identity", "test_transform_contract:IdentityEditor")
+    out = Unsafe2Safe(editor="identity")({"image": [photo_bytes["astronaut"], photo_bytes["coffee"]]})
+    assert out["u2s_status"] == ["redacted_fallback", "passthrough"]
+    assert np.asarray(out["safe_image"][0]).max() == 0
+
+
+def test_class_ids_missing_and_out_of_range(photo_bytes):
+    transform = Unsafe2Safe(class_column="label", class_names=["cup"])
+    out = transform({"image": [photo_bytes["coffee"]], "label": [-1]})
+    assert out["public_caption"] == ["a photo"]
+    with pytest.raises(ValueError, match="Row 0 of the batch: class id 3 is out of range for 1 class_names"):
+        transform({"image": [photo_bytes["coffee"]], "label": [3]})
+
+
+def test_non_numeric_arrays_are_a_row_error():
+    out = Unsafe2Safe()({"image": [np.array([["a", "b"]], dtype=object)]})
+    assert out["u2s_status"] == ["error: image array has non-numeric dtype object"]
+
+
+def test_image_folder_names_stay_inside_the_output(tmp_path):
+    from u2s_datasets.commands.anonymize import _inside
+
+    assert _inside("people/a.jpg", 0) == "people/a.jpg"
+    for bad in ("../escape.jpg", "/etc/passwd", "a/../../b.jpg"):
+        with pytest.raises(ValueError, match="outside the output folder"):
+            _inside(bad, 7)

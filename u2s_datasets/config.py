@@ -105,6 +105,7 @@ _CHOICES = {
     "edit_scope": ("regions", "global"),
     "on_error": ("redact", "drop", "raise"),
     "image_format": ("auto", "png", "jpeg"),
+    "dtype": ("auto", "bf16", "bfloat16", "fp16", "float16", "fp32", "float32"),
 }
 
 

@@ -79,6 +79,10 @@ def _checked(image: Image.Image, data: Optional[bytes], max_pixels: int) -> Deco
             image.load()
     except Exception as e:
         raise ImageError(f"corrupt or truncated image data ({type(e).__name__}: {e})", size=image.size) from None
+    if getattr(image, "n_frames", 1) > 1:
+        # Only the first frame is inspected and edited, so only it may come out.
+        image.seek(0)
+        image, data = image.copy(), None
     if _orientation(image) not in (None, 1):
         # Stripped EXIF would lose the rotation, so bake it into the pixels.
         image, data = ImageOps.exif_transpose(image), None
@@ -99,10 +103,14 @@ def _from_array(array: np.ndarray) -> Image.Image:
         array = array[:, :, 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
         raise ImageError(f"image array must be HxW, HxWx3 or HxWx4, got shape {array.shape}")
+    if not (array.dtype == bool or np.issubdtype(array.dtype, np.number)):
+        raise ImageError(f"image array has non-numeric dtype {array.dtype}")
     if array.dtype == bool:
         array = array.astype(np.uint8) * 255
     elif array.dtype == np.uint16 and array.ndim == 2:
         return Image.fromarray(array)  # I;16
+    elif array.dtype == np.uint16:
+        array = (array // 257).astype(np.uint8)  # 16-bit colour: Pillow has no such mode
     elif np.issubdtype(array.dtype, np.floating):
         scale = 255.0 if array.max(initial=0) <= 1.0 else 1.0
         array = np.clip(array * scale, 0, 255).round().astype(np.uint8)
@@ -214,10 +222,13 @@ def encode(image: Image.Image, source_format: Optional[str], jpeg_quality: int, 
 def passthrough_bytes(decoded: DecodedImage, jpeg_quality: int) -> bytes:
     """The input image, unchanged in pixels, with its metadata removed."""
     data, fmt = decoded.source_bytes, decoded.format
-    if data is not None and fmt == "JPEG":
-        return strip_jpeg_metadata(data)
-    if data is not None and fmt == "PNG":
-        return strip_png_metadata(data)
+    try:
+        if data is not None and fmt == "JPEG":
+            return strip_jpeg_metadata(data)
+        if data is not None and fmt == "PNG":
+            return strip_png_metadata(data)
+    except ImageError:
+        pass  # a stream Pillow reads but we cannot walk: re-encode the pixels instead
     if data is not None and fmt == "BMP":
         return data  # BMP has no metadata fields
     image = _bare(decoded.image)
@@ -247,30 +258,56 @@ _JPEG_KEEP_APP = {0xE0, 0xEE}  # JFIF, Adobe (colour transform); ICC (APP2) is c
 
 
 def strip_jpeg_metadata(data: bytes) -> bytes:
-    """Drop EXIF/XMP (APP1), IPTC (APP13), comments and other APPn segments; keep pixels as coded."""
+    """Drop EXIF/XMP (APP1), IPTC (APP13), comments and other APPn segments, wherever they stand
+    (before the frame or between progressive scans), and anything after the end marker
+    (appended images, motion-photo video, vendor trailers). The coded pixels are kept as they are.
+    """
     if data[:2] != b"\xff\xd8":
         raise ImageError("not a JPEG stream")
     out, pos = [data[:2]], 2
-    while pos + 4 <= len(data):
+    while pos + 2 <= len(data):
         if data[pos] != 0xFF:
             raise ImageError("malformed JPEG marker")
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
             continue
-        if marker == 0xDA:  # start of scan: the rest is entropy-coded data
-            out.append(data[pos:])
+        if marker == 0xD9:  # end of image: nothing after it is kept
+            out.append(data[pos : pos + 2])
             return b"".join(out)
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            out.append(data[pos : pos + 2])
+            pos += 2
+            continue
         (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        segment = data[pos : pos + 2 + length]
+        end = pos + 2 + length
+        segment = data[pos:end]
         is_app = 0xE0 <= marker <= 0xEF
         keep = not (is_app or marker == 0xFE) or marker in _JPEG_KEEP_APP or (
             marker == 0xE2 and segment[4:16] == b"ICC_PROFILE\x00"
         )
         if keep:
             out.append(segment)
-        pos += 2 + length
-    raise ImageError("JPEG stream ended before image data")
+        pos = end
+        if marker == 0xDA:  # start of scan: entropy-coded data runs to the next real marker
+            scan_end = _scan_end(data, pos)
+            out.append(data[pos:scan_end])
+            pos = scan_end
+    raise ImageError("JPEG stream ended before its end marker")
+
+
+def _scan_end(data: bytes, pos: int) -> int:
+    """Where the entropy-coded data starting at ``pos`` ends: the next 0xFF that is neither
+    a stuffed byte (FF00) nor a restart marker (FFD0-FFD7)."""
+    while True:
+        pos = data.find(b"\xff", pos)
+        if pos < 0 or pos + 1 >= len(data):
+            return len(data)
+        following = data[pos + 1]
+        if following == 0x00 or 0xD0 <= following <= 0xD7 or following == 0xFF:
+            pos += 1 if following == 0xFF else 2
+            continue
+        return pos
 
 
 _PNG_KEEP = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"sBIT", b"bKGD", b"pHYs",

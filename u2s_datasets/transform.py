@@ -139,8 +139,14 @@ class Unsafe2Safe:
                 continue
             if result.size != row.rgb.size:
                 result = result.resize(row.rgb.size)
-            row.safe = compose(row.decoded.image, result, row.mask)
-            row.status = C.STATUS_EDITED
+            safe = compose(row.decoded.image, result, row.mask)
+            if _unchanged(row.decoded.image, safe, row.mask):
+                # An editor that changed nothing has not made the row safe.
+                logger.warning("the editor left a private image unchanged; redacting it")
+                safe, row.status = compose(row.decoded.image, redacted_like(row.decoded.image), None), C.STATUS_REDACTED
+            else:
+                row.status = C.STATUS_EDITED
+            row.safe = safe
 
     def _row_seed(self, row) -> int:
         # Same row, same seed, whatever the batch, batch size or worker.
@@ -176,9 +182,14 @@ class Unsafe2Safe:
         if self.class_column not in batch:
             raise KeyError(f"class_column {self.class_column!r} is not in the dataset; columns: {', '.join(batch.keys())}")
         labels = []
-        for value in batch[self.class_column]:
+        for index, value in enumerate(batch[self.class_column]):
             if isinstance(value, (int, np.integer)) and self.class_names is not None:
-                value = self.class_names[int(value)]
+                if value < 0:  # datasets' ClassLabel marks a missing label with -1
+                    value = None
+                elif value >= len(self.class_names):
+                    raise ValueError(f"Row {index} of the batch: class id {value} is out of range for {len(self.class_names)} class_names")
+                else:
+                    value = self.class_names[int(value)]
             labels.append(None if value is None else str(value))
         return labels
 
@@ -234,6 +245,16 @@ def _row_columns(safe, is_private, categories, private_caption, public_caption, 
         C.PRIVACY_REGIONS: regions,
         C.STATUS: status,
     }
+
+
+def _unchanged(original, safe, mask) -> bool:
+    """True when no pixel of ``safe`` differs from ``original`` where the mask selects (everywhere without one)."""
+    before = np.asarray(original if original.mode == safe.mode else original.convert(safe.mode))
+    after = np.asarray(safe)
+    if mask is not None:
+        selected = mask > 0
+        before, after = before[selected], after[selected]
+    return np.array_equal(before, after)
 
 
 def _batched_with_row_retry(run, items, what) -> list:

@@ -62,11 +62,19 @@ def write_image_folder(result, folder: str) -> None:
                 image = row.pop(C.SAFE_IMAGE)
                 if image is None:
                     continue  # an error row whose size was unknown: nothing safe to write
-                name = os.path.join(split, _with_extension(name, image["bytes"]))
+                name = os.path.join(split, _with_extension(_inside(name, i), image["bytes"]))
                 os.makedirs(os.path.dirname(os.path.join(folder, name)) or folder, exist_ok=True)
                 with open(os.path.join(folder, name), "wb") as f:
                     f.write(image["bytes"])
                 meta.write(json.dumps({"file_name": name, **row}) + "\n")
+
+
+def _inside(name: str, index: int) -> str:
+    """A relative file name that stays inside the output folder."""
+    clean = os.path.normpath(name)
+    if os.path.isabs(clean) or clean.startswith(".."):
+        raise ValueError(f"Row {index}: file_name {name!r} would be written outside the output folder")
+    return clean
 
 
 def _with_extension(name: str, data: bytes) -> str:
