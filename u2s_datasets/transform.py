@@ -4,6 +4,7 @@ import hashlib
 import logging
 from typing import Optional, Sequence
 
+import cv2
 import numpy as np
 
 from . import columns as C
@@ -249,12 +250,12 @@ def _row_columns(safe, is_private, categories, private_caption, public_caption, 
 
 def _unchanged(original, safe, mask) -> bool:
     """True when no pixel of ``safe`` differs from ``original`` where the mask selects (everywhere without one)."""
-    before = np.asarray(original if original.mode == safe.mode else original.convert(safe.mode))
-    after = np.asarray(safe)
+    if original.mode != safe.mode:
+        original = original.convert(safe.mode)
     if mask is not None:
-        selected = mask > 0
-        before, after = before[selected], after[selected]
-    return np.array_equal(before, after)
+        x, y, w, h = cv2.boundingRect((mask > 0).astype(np.uint8))
+        original, safe = original.crop((x, y, x + w, y + h)), safe.crop((x, y, x + w, y + h))
+    return original.tobytes() == safe.tobytes()
 
 
 def _batched_with_row_retry(run, items, what) -> list:
