@@ -7,10 +7,9 @@
 
 Publishing is where a privacy tool most easily leaks, so the safe path is the default:
 the repository is private, the original image, the private caption and columns of file
-names or paths stay behind, rows
-that failed anonymization are refused, images are re-encoded without metadata, and the
-dataset card is uploaded last so that a failed upload never leaves a repository that
-claims to be complete.
+names or paths stay behind, rows that failed anonymization are refused, images are
+re-encoded without metadata, and the dataset card is uploaded last so that a failed upload
+never leaves a repository that claims to be complete.
 
 The work is a row of small steps: ``prepare_split`` -> ``write_shards`` -> ``build_provenance``
 -> ``render_card`` (together: ``stage``) and then ``upload``. ``dry_run=FOLDER`` stops after
