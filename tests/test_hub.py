@@ -27,8 +27,9 @@ from huggingface_hub import DatasetCard, constants
 from PIL import Image
 from skimage import data as skdata
 
-from u2s_datasets import Unsafe2Safe, cli
+from u2s_datasets import Unsafe2Safe, cli, resolve_config
 from u2s_datasets import columns as C
+from u2s_datasets.config import OutputConfig
 from u2s_datasets.hub import PublishError, config_hash, push_safe_dataset, reencode, template_path
 
 PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "page")
@@ -592,3 +593,44 @@ def test_image_paths_never_reach_the_parquet(clean, tmp_path):
     push_safe_dataset(with_paths, "org/photos-safe", dry_run=tmp_path / "out")
     assert all(row["image"]["path"] is None for row in _parquet_rows(tmp_path / "out"))
     assert all(b"/home/alice" not in content for content in _staged_files(tmp_path / "out").values())
+
+
+def test_file_names_and_paths_are_dropped_unless_kept(clean, tmp_path, caplog):
+    # `u2s anonymize` of an image folder keeps its `file_name`; names and paths can name people and places.
+    n = len(clean)
+    leaky = (clean.add_column("file_name", [f"alice_smith/home_address_{i}.jpg" for i in range(n)])
+             .add_column("source", [f"/home/alice/photos/{i}" for i in range(n)])
+             .add_column("note", ["a photo from the archive"] * n))
+    with caplog.at_level(logging.WARNING, logger="u2s_datasets.hub"):
+        push_safe_dataset(leaky, "org/photos-safe", dry_run=tmp_path / "out")
+    assert "'file_name', 'source'" in caplog.text
+    row = _parquet_rows(tmp_path / "out")[0]
+    assert "file_name" not in row and "source" not in row and row["note"] == "a photo from the archive"
+    assert all(b"alice_smith" not in c and b"/home/alice" not in c for c in _staged_files(tmp_path / "out").values())
+    assert json.loads((tmp_path / "out" / "provenance.json").read_text())["publishing"]["dropped_columns"] == [
+        "image", "private_caption", "file_name", "source"]
+
+    push_safe_dataset(leaky, "org/photos-safe", dry_run=tmp_path / "kept", keep_columns=["file_name"])
+    assert _parquet_rows(tmp_path / "kept")[0]["file_name"] == "alice_smith/home_address_0.jpg"
+
+
+@pytest.fixture(scope="module")
+def large_safe_image(clean):
+    """One row whose safe image has more pixels than the default decompression limit (flat grey: cheap to store)."""
+    width, height = 10_000, 9_000
+    assert width * height > OutputConfig.max_image_pixels
+    buffer = io.BytesIO()
+    Image.new("L", (width, height), 128).save(buffer, format="PNG")
+    large = buffer.getvalue()
+    return clean.select([2]).cast_column(C.SAFE_IMAGE, ImageFeature(decode=False)).map(
+        lambda row: {C.SAFE_IMAGE: {"bytes": large, "path": None}})
+
+
+def test_publishing_reads_safe_images_under_the_runs_own_pixel_limit(large_safe_image, tmp_path):
+    raised = {"config": resolve_config("local", max_image_pixels=100_000_000).to_dict(), "image_column": "image"}
+    push_safe_dataset(large_safe_image, "org/photos-safe", dry_run=tmp_path / "raised", transform=raised)
+    published = Image.open(io.BytesIO(_parquet_rows(tmp_path / "raised")[0]["image"]["bytes"]))
+    assert published.size == (10_000, 9_000)
+    default = {"config": resolve_config("local").to_dict(), "image_column": "image"}
+    with pytest.raises(ValueError, match="row 0.*decompression limit"):
+        push_safe_dataset(large_safe_image, "org/photos-safe", dry_run=tmp_path / "default", transform=default)

@@ -24,7 +24,7 @@ ASTRONAUT_ANSWER = {
     "categories": ["people_faces", "cultural_political_religious"],
     "review": [
         {"item": "astronaut's face", "reason": "identifies her", "category": "people_faces", "box": [300, 100, 550, 350]},
-        {"item": "flag", "reason": "national symbol", "category": "cultural_political_religious"},
+        {"item": "flag", "reason": "national symbol", "category": "cultural_political_religious", "box": [0, 0, 300, 450]},
     ],
     "private_caption": "Astronaut Eileen Collins in an orange suit in front of a US flag, holding a helmet.",
     "public_caption": "An astronaut in an orange suit in front of a plain flag, holding a helmet.",
@@ -141,7 +141,7 @@ def _dataset(names):
 
 def _transform(url, **overrides):
     settings = dict(stage1_backend="openai", openai_base_url=url, vlm_model="served-vlm", llm_model="served-llm",
-                    editor="blur", edit_scope="regions", openai_timeout=10.0)
+                    editor="blur", edit_scope="regions", openai_timeout=10.0, vlm_box_format="normalized_1000")
     settings.update(overrides)
     return Unsafe2Safe(preset="paper", **settings)
 
@@ -175,7 +175,8 @@ def test_good_path_through_ds_map(monkeypatch):
     assert astronaut["public_caption"] == ASTRONAUT_ANSWER["public_caption"]
     assert astronaut["private_caption"] == ASTRONAUT_ANSWER["private_caption"]
     assert astronaut["edit_instruction"] == INSTRUCTION["instruction"]
-    assert astronaut["privacy_regions"] == [{"category": "people_faces", "box": [153, 51, 282, 180], "score": 1.0}]
+    assert astronaut["privacy_regions"] == [{"category": "people_faces", "box": [153, 51, 282, 180], "score": 1.0},
+                                            {"category": "cultural_political_religious", "box": [0, 0, 154, 231], "score": 1.0}]
     safe, original = np.asarray(astronaut["safe_image"].convert("RGB")), np.asarray(PHOTOS["astronaut"])
     assert np.array_equal(safe[400:, 400:], original[400:, 400:])  # far from the face: untouched
     assert np.abs(safe[60:170, 160:270].astype(int) - original[60:170, 160:270]).mean() > 5  # the face: changed
@@ -183,6 +184,22 @@ def test_good_path_through_ds_map(monkeypatch):
     assert coffee["is_private"] is False and coffee["u2s_status"] == "passthrough" and coffee["edit_instruction"] == ""
     assert np.array_equal(np.asarray(coffee["safe_image"].convert("RGB")), np.asarray(PHOTOS["coffee"]))
     assert hopper["u2s_status"] == "edited" and hopper["privacy_categories"] == ["people_faces", "professional_school"]
+
+
+def test_a_finding_without_a_box_edits_the_whole_image():
+    flag_unboxed = dict(ASTRONAUT_ANSWER, review=[dict(ASTRONAUT_ANSWER["review"][0]),
+                                                 {"item": "flag", "category": "cultural_political_religious"}])
+
+    def reply(body, image):
+        return json.dumps(INSTRUCTION) if image is None else json.dumps(flag_unboxed)
+
+    with ChatServer(reply) as server:
+        out = _dataset(["astronaut"]).map(_transform(server.url), batched=True)
+    row = out[0]
+    # Where the flag is is unknown, so no part of the image may be left as it was.
+    assert row["u2s_status"] == "edited" and row["privacy_regions"] == []
+    safe, original = np.asarray(row["safe_image"].convert("RGB")), np.asarray(PHOTOS["astronaut"])
+    assert np.abs(safe[400:, 400:].astype(int) - original[400:, 400:]).mean() > 2
 
 
 def test_unusable_answer_is_repaired_once():

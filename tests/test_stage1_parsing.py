@@ -12,7 +12,7 @@ SIZE = (1000, 500)  # width, height of the original image
 CLEAN = (
     '{"is_private": true, "categories": ["people_faces", "text_symbols"], "review": ['
     '{"item": "woman\'s face", "reason": "identifies her", "category": "people_faces", "box": [100, 200, 300, 600]},'
-    '{"item": "name badge", "reason": "shows her name", "category": "text_symbols"}],'
+    '{"item": "name badge", "reason": "shows her name", "category": "text_symbols", "box": [400, 400, 600, 600]}],'
     '"private_caption": "A woman with a badge reading Anna Meyer stands at desk 12 in 1999.",'
     '"public_caption": "A person with a plain badge stands at a desk."}'
 )
@@ -20,7 +20,8 @@ CLEAN = (
 # (name, answer, expected fields or the AnswerError text)
 CORPUS = [
     ("clean json", CLEAN, dict(is_private=True, categories=["people_faces", "text_symbols"],
-                               public_caption="A person with a plain badge stands at a desk.", regions=[(100, 100, 300, 300)])),
+                               public_caption="A person with a plain badge stands at a desk.",
+                               regions=[(100, 100, 300, 300), (400, 200, 600, 300)])),
     ("fenced with chatter",
      'Sure! Here is the analysis:\n```json\n{"is_private": false, "categories": [], "review": [],\n'
      '"private_caption": "A cup of coffee on a saucer.", "public_caption": "A cup of coffee on a saucer.",}\n```\nLet me know!',
@@ -81,7 +82,7 @@ def test_corpus(name, answer, expected):
     assert inspection.private_caption
 
 
-@pytest.mark.parametrize("verdict", ['"unsure"', '"maybe"', '"possibly private"', "null"])
+@pytest.mark.parametrize("verdict", ['"unsure"', '"maybe"', '"possibly private"', "null", '"none"', '"None"'])
 def test_uncertain_verdict_reads_as_private(verdict):
     answer = f'{{"is_private": {verdict}, "private_caption": "A street.", "public_caption": "A street."}}'
     assert parse_inspection(answer, SIZE).is_private is True
@@ -163,3 +164,59 @@ def test_prompts_carry_the_taxonomy_the_class_and_the_box_rule():
     assert "A blank sign." in instruct and "exit sign" in instruct and "45 words" in instruct
     # The private caption never reaches the instruction writer: it only sees what must change and the public scene.
     assert "EXIT" not in instruct
+
+
+def _private_answer(review: str, tail: str = '"public_caption": "A person."}') -> str:
+    return f'{{"is_private": true, "review": [{review}], "private_caption": "A man.", {tail}'
+
+
+FACE = '{"item": "face", "category": "people_faces", "box": [100, 200, 300, 600]}'
+
+
+@pytest.mark.parametrize("other", [
+    '{"item": "name badge", "category": "text_symbols"}',  # no box at all
+    '{"item": "name badge", "box": "top left"}',  # not four numbers
+    '{"item": "name badge", "box": "[500, 500, 600"}',  # a broken list in a string
+    '{"item": "name badge", "box": [500, 500, 500, 600]}',  # empty
+], ids=["no box", "words", "broken string", "empty box"])
+def test_a_finding_without_a_usable_box_leaves_the_regions_unknown(other):
+    # Regions that cover only some findings would leave the others unedited: the whole image is edited instead.
+    inspection = parse_inspection(_private_answer(f"{FACE}, {other}"), SIZE)
+    assert inspection.is_private and len(inspection.review) == 2
+    assert inspection.regions == []
+
+
+def test_a_box_written_as_a_string_is_read():
+    inspection = parse_inspection(_private_answer(f'{FACE}, {{"item": "badge", "box": "[500,500,600,600]"}}'), SIZE)
+    assert [r.box for r in inspection.regions] == [(100, 100, 300, 300), (500, 250, 600, 300)]
+
+
+def test_findings_past_the_limit_leave_the_regions_unknown():
+    boxed = ", ".join(f'{{"item": "thing {i}", "box": [{10 * i}, 0, {10 * i + 5}, 5]}}' for i in range(prompts.MAX_REVIEW_ITEMS))
+    within = parse_inspection(_private_answer(boxed), SIZE)
+    assert len(within.regions) == prompts.MAX_REVIEW_ITEMS
+    over = parse_inspection(_private_answer(boxed + ', {"item": "house number", "box": [900, 0, 950, 50]}'), SIZE)
+    assert len(over.review) == prompts.MAX_REVIEW_ITEMS and over.regions == []
+
+
+def test_a_cut_off_answer_leaves_the_regions_unknown():
+    complete = parse_inspection(_private_answer(FACE), SIZE)
+    assert [r.box for r in complete.regions] == [(100, 100, 300, 300)]
+    # Cut off by the token limit after the captions: later findings may be missing.
+    cut = parse_inspection(_private_answer(FACE, '"public_caption": "A person.", "review_more": [{"item": "tatt'), SIZE)
+    assert cut.is_private and cut.public_caption == "A person." and cut.regions == []
+
+
+@pytest.mark.parametrize("key", ["label", "name", "description", "text"])
+def test_findings_named_by_other_keys_count(key):
+    answer = (f'{{"is_private": false, "review": [{{"{key}": "face", "category": "people_faces", "box": [100, 200, 300, 600]}}],'
+              ' "private_caption": "A man.", "public_caption": "A person."}')
+    inspection = parse_inspection(answer, SIZE)
+    assert inspection.is_private is True and inspection.categories == ["people_faces"]
+    assert inspection.review[0].item == "face" and [r.box for r in inspection.regions] == [(100, 100, 300, 300)]
+
+
+@pytest.mark.parametrize("entry", ['{"category": "health_indicators"}', '{"box": [100, 200, 300, 600]}'])
+def test_an_unnamed_finding_with_a_box_or_category_counts(entry):
+    answer = f'{{"is_private": false, "review": [{entry}], "private_caption": "A man.", "public_caption": "A person."}}'
+    assert parse_inspection(answer, SIZE).is_private is True

@@ -154,7 +154,10 @@ PRESETS = {
     # Revisions are pinned by field; "main" until a release fixes commit hashes (docs/stage1.md).
     "paper": U2SConfig(
         preset="paper",
-        inspect=InspectConfig(stage1_backend="transformers", vlm_model="Qwen/Qwen2.5-VL-7B-Instruct", vlm_revision="main"),
+        # Qwen2.5-VL writes boxes in pixels of the image it was shown, not 0-1000 (docs/stage1.md).
+        inspect=InspectConfig(
+            stage1_backend="transformers", vlm_model="Qwen/Qwen2.5-VL-7B-Instruct", vlm_revision="main", vlm_box_format="pixels"
+        ),
         instruct=InstructConfig(instructor="llm", llm_model="Qwen/Qwen2.5-7B-Instruct", llm_revision="main"),
         # Regions the VLM boxes are edited region-true; images without boxes are edited whole, as in the paper.
         edit=EditConfig(editor="ip2p", editor_model="timbrooks/instruct-pix2pix"),

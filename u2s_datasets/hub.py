@@ -6,10 +6,10 @@
     push_safe_dataset(safe, "org/coco-safe", transform=u2s)
 
 Publishing is where a privacy tool most easily leaks, so the safe path is the default:
-the repository is private, the original image and the private caption stay behind, rows
-that failed anonymization are refused, images are re-encoded without metadata, and the
-dataset card is uploaded last so that a failed upload never leaves a repository that
-claims to be complete.
+the repository is private, the original image, the private caption and columns of file
+names or paths stay behind, rows that failed anonymization are refused, images are
+re-encoded without metadata, and the dataset card is uploaded last so that a failed upload
+never leaves a repository that claims to be complete.
 
 The work is a row of small steps: ``prepare_split`` -> ``write_shards`` -> ``build_provenance``
 -> ``render_card`` (together: ``stage``) and then ``upload``. ``dry_run=FOLDER`` stops after
@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import re
+import sys
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -108,6 +109,13 @@ class Anonymization:
     @property
     def known(self) -> bool:
         return self.config is not None
+
+    @property
+    def max_image_pixels(self) -> Optional[int]:
+        """The run's decompression limit; None when unknown (the safe images were read under it once already)."""
+        if not self.known:
+            return None
+        return self.config.get("output", {}).get("max_image_pixels")
 
     def stages(self) -> list:
         """Stages in order, each with its backend and the models it used (id and revision)."""
@@ -234,6 +242,16 @@ def prepare_split(ds, name: str, image_column: str, keep_columns: Sequence[str] 
             "the ORIGINAL, un-anonymized images" if column == image_column else "private captions that describe what was removed",
         )
 
+    # File names and paths can name people or places ("alice_smith/home_address.jpg").
+    paths = [c for c in path_columns(ds) if c not in keep_columns]
+    if paths:
+        logger.warning(
+            "Dropping column(s) %s of split %r: they hold file names or paths, which can name people or places. "
+            "Pass them in keep_columns to publish them.", ", ".join(map(repr, paths)), name,
+        )
+        ds = ds.remove_columns(paths)
+        dropped += paths
+
     # Images nobody anonymized must not ride along unnoticed.
     allowed = set(keep_columns) | {ORIGINAL_PREFIX + image_column}
     stray = [c for c, f in ds.features.items() if c != C.SAFE_IMAGE and _holds_images(f) and c not in allowed]
@@ -244,6 +262,41 @@ def prepare_split(ds, name: str, image_column: str, keep_columns: Sequence[str] 
         )
     ds = ds.rename_column(C.SAFE_IMAGE, image_column).cast_column(image_column, Image(decode=False))
     return PreparedSplit(name, ds, image_column, len(failed), dropped, kept)
+
+
+PATH_COLUMNS = ("file_name", "filename", "file_path", "filepath", "path", "image_path", "image_file")
+_OWN_TEXT_COLUMNS = (C.PRIVATE_CAPTION, C.PUBLIC_CAPTION, C.EDIT_INSTRUCTION, C.STATUS)
+_PATH_SAMPLE = 1000  # rows looked at per string column
+_FILE_NAME = re.compile(r"^[^\s]+\.[A-Za-z][A-Za-z0-9]{1,4}$")  # IMG_0001.jpg, a/b.png, https://x/y.jpeg
+_PATH_WITH_SPACES = re.compile(r"[/\\].*\.[A-Za-z][A-Za-z0-9]{1,4}$")  # alice smith/home address.jpg
+_ROOTED = re.compile(r"^(?:/|~/|\./|\.\./|[A-Za-z]:[\\/]|\\\\|file://)")  # /home/..., C:\..., \\server\...
+
+
+def looks_like_path(value) -> bool:
+    """A file name or path (with or without folders), as opposed to text such as a caption or a label."""
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    if not text or "\n" in text or len(text) > 4096:
+        return False
+    return bool(_FILE_NAME.match(text) or _PATH_WITH_SPACES.search(text) or _ROOTED.match(text))
+
+
+def path_columns(ds) -> list:
+    """Columns that hold file names or paths: named so (``file_name`` of image folders), or strings that look like paths."""
+    from datasets import Value
+
+    found = []
+    for column, feature in ds.features.items():
+        if column in _OWN_TEXT_COLUMNS:
+            continue
+        if column.lower() in PATH_COLUMNS:
+            found.append(column)
+        elif isinstance(feature, Value) and feature.dtype in ("string", "large_string"):
+            sample = ds.select_columns([column])[:_PATH_SAMPLE][column]
+            if any(looks_like_path(v) for v in sample):
+                found.append(column)
+    return found
 
 
 def _failed_rows(statuses) -> list:
@@ -263,9 +316,12 @@ def _holds_images(feature) -> bool:
 
 # ----------------------------------------------------------------------------- step 2: re-encode and shard
 
-def reencode(value, image_format: str = "jpeg", quality: int = 90) -> bytes:
-    """A stored image as JPEG or WebP bytes without metadata. JPEG stays JPEG without a new generation of loss."""
-    decoded = decode(value, OutputConfig.max_image_pixels)
+def reencode(value, image_format: str = "jpeg", quality: int = 90, max_pixels: Optional[int] = OutputConfig.max_image_pixels) -> bytes:
+    """A stored image as JPEG or WebP bytes without metadata. JPEG stays JPEG without a new generation of loss.
+
+    ``max_pixels``: the decompression limit; None for no limit of this package's own.
+    """
+    decoded = decode(value, sys.maxsize if max_pixels is None else max_pixels)
     if image_format == "jpeg" and decoded.format == "JPEG" and decoded.source_bytes is not None:
         return strip_jpeg_metadata(decoded.source_bytes)
     image = _in_format_mode(decoded.image, image_format)
@@ -290,8 +346,11 @@ def _in_format_mode(image: PILImage.Image, image_format: str) -> PILImage.Image:
 
 
 def write_shards(prepared: PreparedSplit, folder: Path, image_format: str = "jpeg", quality: int = 90,
-                 max_shard_size: int = 500 * 2**20) -> list:
-    """Parquet shards ``data/<split>-0000i-of-0000n.parquet`` with re-encoded images; their paths in the repo."""
+                 max_shard_size: int = 500 * 2**20, max_pixels: Optional[int] = None) -> list:
+    """Parquet shards ``data/<split>-0000i-of-0000n.parquet`` with re-encoded images; their paths in the repo.
+
+    ``max_pixels``: the decompression limit for the safe images (None: none; they are the transform's own output).
+    """
     ds = prepared.dataset
     estimate = ds.data.nbytes * len(ds) / max(1, ds.data.num_rows)
     num_shards = max(1, math.ceil(estimate / max_shard_size))
@@ -299,7 +358,7 @@ def write_shards(prepared: PreparedSplit, folder: Path, image_format: str = "jpe
     paths, offset = [], 0
     for index in range(num_shards):
         shard = ds.shard(num_shards, index, contiguous=True)
-        encoder = _ShardEncoder(prepared.name, prepared.image_column, offset, image_format, quality)
+        encoder = _ShardEncoder(prepared.name, prepared.image_column, offset, image_format, quality, max_pixels)
         shard = shard.map(
             encoder, batched=True, batch_size=32, with_indices=True, keep_in_memory=True,
             desc=f"Re-encoding images ({prepared.name}, shard {index + 1}/{num_shards})",
@@ -314,15 +373,15 @@ def write_shards(prepared: PreparedSplit, folder: Path, image_format: str = "jpe
 class _ShardEncoder:
     """The ``map`` function that re-encodes one shard's images; errors name the row."""
 
-    def __init__(self, split, column, offset, image_format, quality):
+    def __init__(self, split, column, offset, image_format, quality, max_pixels=None):
         self.split, self.column, self.offset = split, column, offset
-        self.image_format, self.quality = image_format, quality
+        self.image_format, self.quality, self.max_pixels = image_format, quality, max_pixels
 
     def __call__(self, batch, indices):
         images = []
         for index, value in zip(indices, batch[self.column]):
             try:
-                data = reencode(value, self.image_format, self.quality)
+                data = reencode(value, self.image_format, self.quality, self.max_pixels)
             except ImageError as e:
                 raise ValueError(f"Split {self.split!r}, row {self.offset + index}: the safe image cannot be read ({e})") from None
             images.append({"bytes": data, "path": None})  # a path could carry a private file name
@@ -495,7 +554,8 @@ def stage(splits: Mapping, folder: Path, repo_id: str, anonymization: Anonymizat
     for name, ds in splits.items():
         column = find_image_column(ds, anonymization, image_column)
         prepared[name] = prepare_split(ds, name, column, keep_columns, drop_failed)
-    split_files = {name: write_shards(p, folder, image_format, image_quality, max_shard_size) for name, p in prepared.items()}
+    max_pixels = anonymization.max_image_pixels
+    split_files = {name: write_shards(p, folder, image_format, image_quality, max_shard_size, max_pixels) for name, p in prepared.items()}
 
     per_split = {name: split_counts(p) for name, p in prepared.items()}
     counts = {"total": total_counts(per_split), "splits": per_split}
@@ -609,7 +669,9 @@ def push_safe_dataset(
         private: create the repository private (the default). An existing public repository is refused.
         gated: ``"auto"`` or ``"manual"`` to ask users for access, with the card's gating prompt.
         keep_columns: publish these columns although they are private by default (the original image column,
-            ``private_caption``) or hold images that were not anonymized. Each one kept is warned about.
+            ``private_caption``, columns of file names or paths such as ``file_name``) or hold images that
+            were not anonymized. Each one kept is warned about. ``edit_instruction`` is published: one written
+            by a language model can quote a private item (docs/publishing.md).
         drop_failed: leave out rows whose ``u2s_status`` is an error instead of refusing to publish.
         dry_run: a folder: write exactly the files that would be uploaded there, and touch no network.
         image_format: ``"jpeg"`` or ``"webp"``; images are re-encoded without metadata.

@@ -41,6 +41,11 @@ def extract_object(text, labels: dict) -> dict:
     ``labels`` maps a key to the regular expression of its section heading
     (``"public_caption": r"public\\s*caption"``), for answers written as sections.
     """
+    return _extract(text, labels)[0]
+
+
+def _extract(text, labels: dict):
+    """``(object, truncated)``: ``truncated`` when the JSON was cut off and closed by hand."""
     if not isinstance(text, str) or not text.strip():
         raise AnswerError("the answer is empty")
     fenced = [m.group(1) for m in _FENCE.finditer(text)]
@@ -53,10 +58,10 @@ def extract_object(text, labels: dict) -> dict:
         if obj is not None:
             if truncated:
                 logger.debug("answer was cut off; read what was there")
-            return obj
+            return obj, truncated
     sections = _sections(text, labels)
     if sections:
-        return sections
+        return sections, False
     if "{" in text:
         raise AnswerError("the JSON object in the answer is malformed")
     raise AnswerError("the answer has no JSON object")
@@ -168,8 +173,9 @@ _KEY_ALIASES = {
     "findings": "review",
 }
 _YES = {"true", "yes", "y", "1", "private", "sensitive", "unsafe"}
-_NO = {"false", "no", "n", "0", "not private", "public", "safe", "none", "not_private", "nonprivate", "non-private"}
-_UNSURE = {"unsure", "uncertain", "maybe", "possibly", "unknown", "unclear", "partly", "partially", "likely", "probably"}
+_NO = {"false", "no", "n", "0", "not private", "public", "safe", "not_private", "nonprivate", "non-private"}
+# "none" is no verdict at all (or "no findings" said loosely): not a commitment to "not private".
+_UNSURE = {"none", "unsure", "uncertain", "maybe", "possibly", "unknown", "unclear", "partly", "partially", "likely", "probably"}
 _CATEGORY_WORDS = (  # first match wins: the more specific wording comes first
     ("cultural_political_religious", ("cultural", "political", "religious", "religion", "ethnic")),
     ("health_indicators", ("health", "medical", "disab", "medicine", "medication")),
@@ -190,15 +196,25 @@ def parse_inspection(text, image_size, box_format: str = "normalized_1000", sent
     ``box_format`` says how the model writes boxes: ``"normalized_1000"`` (0-1000 of width and
     height; 0-1 fractions are recognised too) or ``"pixels"`` of the image as sent (``sent_size``).
     """
-    obj = extract_object(text, INSPECTION_LABELS)
-    return inspection_from_object(obj, image_size, box_format, sent_size)
+    obj, truncated = _extract(text, INSPECTION_LABELS)
+    return inspection_from_object(obj, image_size, box_format, sent_size, truncated=truncated)
 
 
-def inspection_from_object(obj: dict, image_size, box_format="normalized_1000", sent_size=None) -> Inspection:
+def inspection_from_object(obj: dict, image_size, box_format="normalized_1000", sent_size=None, truncated=False) -> Inspection:
+    """A parsed answer -> ``Inspection``. ``truncated``: the answer was cut off, so its boxes may be incomplete.
+
+    Regions are kept only when they are known to cover every finding: one finding without a
+    usable box, findings beyond ``MAX_REVIEW_ITEMS``, or a cut-off answer leave ``regions``
+    empty, and the editor then changes the whole image rather than only the boxed part.
+    """
     fields = _normalise_keys(obj)
     verdict = _verdict(fields.get("is_private"))
     categories = _categories(fields.get("categories"))
-    review, boxes = _review(fields.get("review"), image_size, box_format, sent_size or image_size)
+    review, boxes, complete = _review(fields.get("review"), image_size, box_format, sent_size or image_size)
+    if not complete or truncated:
+        if boxes:
+            logger.debug("boxes do not cover every finding (cut off or missing); the whole image is edited")
+        boxes = []
     for item in review:
         if item.category and item.category not in categories:
             categories.append(item.category)
@@ -308,15 +324,15 @@ _REVIEW_LINE = re.compile(r"^\s*[-*\d.)\s]*(?P<item>[^:–—]+?)\s*[:–—-]+\
 
 def _review(value, image_size, box_format, sent_size):
     if value is None:
-        return [], []
+        return [], [], True
     if isinstance(value, str):
         value = [line for line in value.splitlines() if line.strip()]
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list):
         raise AnswerError(f'"review" must be a list, got {type(value).__name__}')
-    review, regions = [], []
-    for entry in value[:MAX_REVIEW_ITEMS]:
+    review, regions, complete = [], [], True
+    for entry in value:
         if isinstance(entry, str):
             if entry.strip().lower() in ("none", "nothing", "n/a", "-"):
                 continue
@@ -325,18 +341,35 @@ def _review(value, image_size, box_format, sent_size):
         if not isinstance(entry, dict):
             raise AnswerError(f'each "review" item must be an object, got {type(entry).__name__}')
         entry = {re.sub(r"[^a-z]+", "_", str(k).lower()).strip("_"): v for k, v in entry.items()}
-        item = _text(entry.get("item") or entry.get("object") or entry.get("what") or entry.get("element"))
-        if not item:
-            continue
+        item = _text(next((entry[k] for k in _ITEM_KEYS if entry.get(k)), None))
+        box = next((entry[k] for k in _BOX_KEYS if entry.get(k) is not None), None)
+        category = category_id(entry.get("category"))
+        if not item and box is None and category is None:
+            continue  # names nothing: not a finding
+        if len(review) == MAX_REVIEW_ITEMS:
+            complete = False  # findings past the limit are cut off, boxes and all
+            break
+        item = item or (category or "private item").replace("_", " ")
         reason = _text(entry.get("reason") or entry.get("why")) or ""
-        category = category_id(entry.get("category")) or ""
-        review.append(ReviewItem(_limit_words(item, 12), _limit_words(reason, 30), category))
-        box = entry.get("box") or entry.get("bbox") or entry.get("bbox_2d")
-        if box is not None:
-            pixel_box = to_pixel_box(box, image_size, box_format, sent_size)
-            if pixel_box is not None:
-                regions.append(Region(category or "unspecified", pixel_box, 1.0, item))
-    return review, regions
+        review.append(ReviewItem(_limit_words(item, 12), _limit_words(reason, 30), category or ""))
+        pixel_box = to_pixel_box(_box_value(box), image_size, box_format, sent_size) if box is not None else None
+        if pixel_box is None:
+            complete = False  # this finding's area is unknown
+        else:
+            regions.append(Region(category or "unspecified", pixel_box, 1.0, item))
+    return review, regions, complete
+
+
+_ITEM_KEYS = ("item", "object", "what", "element", "label", "name", "description", "text")
+_BOX_KEYS = ("box", "bbox", "bbox_2d", "bounding_box")
+_BOX_STRING = re.compile(r"^\s*[\[(]?\s*-?\d+(?:\.\d+)?(?:\s*,\s*-?\d+(?:\.\d+)?){3}\s*[\])]?\s*$")
+
+
+def _box_value(box):
+    """A box written as a string (``"[500, 500, 600, 600]"``) -> its numbers; anything else as it is."""
+    if isinstance(box, str) and _BOX_STRING.match(box):
+        return [float(v) if "." in v else int(v) for v in re.findall(r"-?\d+(?:\.\d+)?", box)]
+    return box
 
 
 def to_pixel_box(box, image_size, box_format="normalized_1000", sent_size=None) -> Optional[tuple]:
