@@ -286,3 +286,8 @@ def test_image_folder_names_stay_inside_the_output(tmp_path):
     for bad in ("../escape.jpg", "/etc/passwd", "a/../../b.jpg"):
         with pytest.raises(ValueError, match="outside the output folder"):
             _inside(bad, 7)
+
+
+def test_a_raised_pixel_limit_also_lifts_pillows_own(photo_bytes, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow alone would refuse the 600x400 photo
+    assert Unsafe2Safe(max_image_pixels=10**6)({"image": [photo_bytes["coffee"]]})["u2s_status"] == ["passthrough"]

@@ -59,6 +59,9 @@ def decode(value, max_pixels: int) -> DecodedImage:
 def _open_bytes(data: bytes, max_pixels: int) -> DecodedImage:
     if not data:
         raise ImageError("image bytes are empty")
+    if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
+        # Pillow refuses images over twice its own limit; a user who raised ours raised both.
+        Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         image = Image.open(io.BytesIO(data))
     except Exception as e:
