@@ -6,8 +6,9 @@ import datasets
 import numpy as np
 import pytest
 import skimage.data
-from matplotlib import cbook
 from PIL import Image
+
+from u2s_datasets.samples import sample_images
 
 
 def encode(array_or_image, fmt="PNG", **params) -> bytes:
@@ -18,8 +19,7 @@ def encode(array_or_image, fmt="PNG", **params) -> bytes:
 
 
 def grace_hopper() -> Image.Image:
-    with cbook.get_sample_data("grace_hopper.jpg") as f:
-        return Image.open(io.BytesIO(f.read())).convert("RGB")
+    return sample_images()["grace_hopper"]
 
 
 PHOTOS = {

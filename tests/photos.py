@@ -1,16 +1,14 @@
 """Real photos that ship inside installed packages (scikit-image, matplotlib)."""
 
-import io
 
 import numpy as np
 import skimage.data
-from matplotlib import cbook
-from PIL import Image
+
+from u2s_datasets.samples import sample_images
 
 
 def grace_hopper() -> np.ndarray:
-    with cbook.get_sample_data("grace_hopper.jpg") as f:
-        return np.asarray(Image.open(io.BytesIO(f.read())).convert("RGB"))
+    return np.asarray(sample_images()["grace_hopper"])
 
 
 def astronaut() -> np.ndarray:

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import datasets
-import numpy as np
 import pytest
 from conftest import rgb
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import skimage.data
 import torch
-from matplotlib import cbook
 from PIL import Image
 
+from u2s_datasets.samples import sample_images
 from u2s_datasets import Unsafe2Safe, registry
 from u2s_datasets.config import resolve_config
 from u2s_datasets.edit.diffusion import EditorModelError, grid_size
@@ -35,11 +35,6 @@ def _png(image) -> bytes:
     return buffer.getvalue()
 
 
-def _grace_hopper():
-    with cbook.get_sample_data("grace_hopper.jpg") as f:
-        return Image.open(io.BytesIO(f.read())).convert("RGB")
-
-
 def rgb(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
@@ -50,7 +45,7 @@ def photo_bytes():
     return {
         "astronaut": _png(skimage.data.astronaut()),
         "coffee": _png(skimage.data.coffee()),
-        "grace_hopper": _png(_grace_hopper()),
+        "grace_hopper": _png(sample_images()["grace_hopper"]),
         "camera": _png(skimage.data.camera()),
         "chelsea": _png(skimage.data.chelsea()),
     }

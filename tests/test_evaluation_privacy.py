@@ -4,7 +4,6 @@ import threading
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from photos import astronaut, blurred, grace_hopper, page, text_painted_over
 from u2s_datasets.evaluation.faces import DlibFaceEmbedder, InsightFaceEmbedder

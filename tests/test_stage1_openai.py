@@ -11,10 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 from datasets import Dataset, Features, Image as ImageFeature
-from matplotlib import cbook
 from PIL import Image
-from skimage import data
 
+from u2s_datasets.samples import sample_images
 from u2s_datasets import Unsafe2Safe, resolve_config
 from u2s_datasets.inspect.openai_backend import OpenAIInspector
 from u2s_datasets.models.openai_chat import EndpointError
@@ -43,9 +42,8 @@ INSTRUCTION = {"instruction": "Give the person a different generic face and make
 
 
 def photos():
-    with cbook.get_sample_data("grace_hopper.jpg") as f:
-        hopper = Image.open(f).convert("RGB")
-    return {"astronaut": Image.fromarray(data.astronaut()), "coffee": Image.fromarray(data.coffee()), "hopper": hopper}
+    images = sample_images()
+    return {"astronaut": images["astronaut"], "coffee": images["coffee"], "hopper": images["grace_hopper"]}
 
 
 PHOTOS = photos()

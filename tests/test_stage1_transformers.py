@@ -3,11 +3,9 @@
 import numpy as np
 import pytest
 from datasets import Dataset, Features, Image as ImageFeature, Value
-from matplotlib import cbook
-from PIL import Image
-from skimage import data
 
 from tiny_chat_models import save_tiny_idefics3, save_tiny_lm, save_tiny_vlm
+from u2s_datasets.samples import sample_images
 from u2s_datasets import Unsafe2Safe, resolve_config
 from u2s_datasets.inspect.vlm import TransformersInspector
 from u2s_datasets.instruct.llm import InstructionError, SameModelInstructor, TransformersInstructor
@@ -32,9 +30,8 @@ def lm_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def photos():
-    with cbook.get_sample_data("grace_hopper.jpg") as f:
-        hopper = Image.open(f).convert("RGB")
-    return [Image.fromarray(data.astronaut()), Image.fromarray(data.coffee()), hopper, Image.fromarray(data.chelsea())]
+    images = sample_images()
+    return [images[name] for name in ("astronaut", "coffee", "grace_hopper", "chelsea")]
 
 
 def _config(vlm_dir, lm_dir, **overrides):

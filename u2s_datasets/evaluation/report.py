@@ -6,7 +6,6 @@ import logging
 import math
 import os
 
-import numpy as np
 from PIL import Image
 
 logger = logging.getLogger(__name__)

@@ -218,8 +218,8 @@ def inspection_from_object(obj: dict, image_size, box_format="normalized_1000", 
     for item in review:
         if item.category and item.category not in categories:
             categories.append(item.category)
-    private_caption = _caption(fields.get("private_caption"), "private_caption")
-    public_caption = _caption(fields.get("public_caption"), "public_caption", required=False)
+    private_caption = _sentence(fields.get("private_caption"), "private_caption", MAX_CAPTION_WORDS)
+    public_caption = _sentence(fields.get("public_caption"), "public_caption", MAX_CAPTION_WORDS)
     if private_caption is None:
         raise AnswerError('"private_caption" is missing or empty')
     # Recall first: no verdict, an unsure one, or "not private" next to listed findings all read as private.
@@ -397,19 +397,6 @@ def to_pixel_box(box, image_size, box_format="normalized_1000", sent_size=None) 
     if pixel[2] <= pixel[0] or pixel[3] <= pixel[1]:
         return None
     return pixel
-
-
-def _caption(value, name, required=True) -> Optional[str]:
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        value = " ".join(value)  # a section running over several lines
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if not isinstance(value, str):
-        raise AnswerError(f'"{name}" must be a string, got {type(value).__name__}')
-    text = _limit_words(" ".join(value.split()).strip().strip('"'), MAX_CAPTION_WORDS)
-    if not _looks_like_words(text):
-        raise AnswerError(f'"{name}" is not readable text')
-    return text
 
 
 # -- instruction

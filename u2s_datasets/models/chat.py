@@ -61,7 +61,6 @@ class TransformersChat:
     @classmethod
     def load(cls, model_id: str, revision: Optional[str], settings, rank=None, vision: bool = True, batch_size: int = 8, role="model"):
         """Load ``model_id`` (hub id or local folder) as ``settings`` (a ``ModelConfig``) says."""
-        import torch  # noqa: F401  (imported here: nothing heavy at package import)
         from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
 
         if not model_id:
