@@ -1,7 +1,8 @@
 """u2s-datasets: privacy-safe variants of image datasets, as a Hugging Face ``datasets`` plugin.
 
-    from u2s_datasets import Unsafe2Safe
+    from u2s_datasets import Unsafe2Safe, anonymize
     safe = ds.map(Unsafe2Safe(), batched=True)
+    safe, summary = anonymize(ds, editor="pixelate")
 """
 
 __version__ = "0.1.0"
@@ -10,6 +11,7 @@ from .config import PRESETS, U2SConfig, resolve_config
 from .columns import OUTPUT_FEATURES
 from .taxonomy import CATEGORIES, CATEGORY_IDS
 from .transform import Unsafe2Safe
+from .runner import Summary, anonymize
 from .hub import push_safe_dataset
 
-__all__ = ["Unsafe2Safe", "push_safe_dataset", "U2SConfig", "PRESETS", "resolve_config", "OUTPUT_FEATURES", "CATEGORIES", "CATEGORY_IDS", "__version__"]
+__all__ = ["Unsafe2Safe", "anonymize", "Summary", "push_safe_dataset", "U2SConfig", "PRESETS", "resolve_config", "OUTPUT_FEATURES", "CATEGORIES", "CATEGORY_IDS", "__version__"]

@@ -5,8 +5,10 @@ override lands in its stage without the caller naming the stage.
 """
 
 import dataclasses
+import difflib
 import hashlib
 import json
+import typing
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -73,6 +75,10 @@ class EditConfig:
     edit_batch_size: int = 8  # images per pipeline call
     dual_prompt: Optional[bool] = None  # ip2p: None uses dual-prompt weights when the model ships them
     vae_tiling: bool = False
+    # After editing, faces and text are looked for again in each edited region; what is still
+    # there (for generative editors: the same person, the same words) is filled instead.
+    verify_edits: bool = True
+    edit_timeout: Optional[float] = 600.0  # seconds one editor call may take; its rows are redacted after that
 
 
 @dataclass(frozen=True)
@@ -96,17 +102,89 @@ class OutputConfig:
     image_format: str = "auto"  # edited images: "auto" (JPEG stays JPEG, else PNG) | "png" (lossless) | "jpeg"
     jpeg_quality: int = 95
     max_image_pixels: int = 89_478_485  # Pillow's own decompression-bomb limit
+    batch_pixel_budget: int = 50_000_000  # decoded pixels held at once; a batch is worked through in parts under it
 
 
 SECTIONS = {"inspect": InspectConfig, "instruct": InstructConfig, "edit": EditConfig, "model": ModelConfig, "output": OutputConfig}
 _CHOICES = {
     "stage1_backend": ("detectors", "transformers", "openai"),
+    "instructor": ("template", "llm", "transformers", "openai", "same"),
+    "editor": ("blur", "pixelate", "fill", "inpaint", "ip2p", "sd-inpaint", "flux-kontext", "qwen-image-edit"),
     "vlm_box_format": ("normalized_1000", "pixels"),
     "edit_scope": ("regions", "global"),
     "on_error": ("redact", "drop", "raise"),
     "image_format": ("auto", "png", "jpeg"),
     "dtype": ("auto", "bf16", "bfloat16", "fp16", "float16", "fp32", "float32"),
 }
+# Inclusive bounds. Outside them a setting cannot anonymize (a blur of 0, 40 pixel blocks across
+# a face, a detector that only reports certainties) or cannot run.
+_RANGES = {
+    "face_threshold": (0.05, 0.9),
+    "text_threshold": (0.05, 0.9),
+    "detector_max_side": (256, None),
+    "region_margin": (0.0, 2.0),
+    "feather": (0, 256),
+    "blur_strength": (0.1, 2.0),
+    "pixel_blocks": (1, 8),
+    "jpeg_quality": (1, 100),
+    "max_image_pixels": (1, None),
+    "batch_pixel_budget": (1, None),
+    "edit_batch_size": (1, None),
+    "stage1_batch_size": (1, None),
+    "max_new_tokens": (1, None),
+    "instruct_max_new_tokens": (1, None),
+    "vlm_max_image_side": (32, None),
+    "openai_concurrency": (1, None),
+    "openai_timeout": (0.001, None),
+    "openai_max_retries": (0, None),
+    "edit_timeout": (0.001, None),
+    "num_inference_steps": (1, None),
+    "edit_resolution": (64, None),
+}
+
+
+def _suggest(value, choices) -> str:
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def _check_type(key, value, annotation):
+    """``value`` as the field's type (ints accepted for floats), or a TypeError naming the setting."""
+    optional = typing.get_origin(annotation) is typing.Union and type(None) in typing.get_args(annotation)
+    if optional:
+        if value is None:
+            return None
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    if annotation is bool:
+        ok = isinstance(value, bool)
+    elif annotation is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif annotation is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif annotation is str:
+        ok = isinstance(value, str)
+    elif annotation is tuple:
+        ok = isinstance(value, (list, tuple))
+        value = tuple(value) if ok else value
+    else:
+        ok = True
+    if not ok:
+        name = getattr(annotation, "__name__", str(annotation))
+        raise TypeError(f"{key}={value!r} must be {'None or ' if optional else ''}{name}, not {type(value).__name__}")
+    return value
+
+
+def _check_value(key, value):
+    if key in _CHOICES and value not in _CHOICES[key]:
+        raise ValueError(f"{key}={value!r} is not one of {', '.join(map(repr, _CHOICES[key]))}.{_suggest(value, _CHOICES[key])}")
+    if key in _RANGES and value is not None:
+        low, high = _RANGES[key]
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"at least {low}" if high is None else f"between {low} and {high}"
+            raise ValueError(f"{key}={value!r} is out of range: it must be {bounds}")
+    if key == "fill_color" and (len(value) != 3 or not all(isinstance(v, int) and 0 <= v <= 255 for v in value)):
+        raise ValueError(f"fill_color={value!r} must be three integers from 0 to 255")
 
 
 @dataclass(frozen=True)
@@ -125,11 +203,9 @@ class U2SConfig:
             owner = next((name for name, cls in SECTIONS.items() if key in _field_names(cls)), None)
             if owner is None:
                 known = sorted(k for cls in SECTIONS.values() for k in _field_names(cls))
-                raise TypeError(f"Unknown setting {key!r}. Known settings: {', '.join(known)}")
-            if key in _CHOICES and value not in _CHOICES[key]:
-                raise ValueError(f"{key}={value!r} is not one of {_CHOICES[key]}")
-            if isinstance(value, list):
-                value = tuple(value)
+                raise TypeError(f"Unknown setting {key!r}.{_suggest(key, known)} Known settings: {', '.join(known)}")
+            value = _check_type(key, value, typing.get_type_hints(SECTIONS[owner])[key])
+            _check_value(key, value)
             per_section[owner][key] = value
         changes = {name: dataclasses.replace(getattr(self, name), **kw) for name, kw in per_section.items() if kw}
         return dataclasses.replace(self, **changes)
@@ -167,5 +243,9 @@ PRESETS = {
 
 def resolve_config(preset: str = "local", **overrides) -> U2SConfig:
     if preset not in PRESETS:
-        raise ValueError(f"Unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-    return PRESETS[preset].replace(**overrides)
+        raise ValueError(f"Unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}.{_suggest(preset, PRESETS)}")
+    base = PRESETS[preset]
+    if overrides.get("editor", base.edit.editor) != base.edit.editor and "editor_model" not in overrides:
+        # Another editor than the preset's: the preset's weights belong to its own editor.
+        overrides = {"editor_model": None, "editor_revision": None, **overrides}
+    return base.replace(**overrides)

@@ -37,7 +37,8 @@ def decode(value, max_pixels: int) -> DecodedImage:
     if value is None:
         raise ImageError("image is missing (None)")
     if isinstance(value, Image.Image):
-        return _checked(value, None, max_pixels)
+        data = source_bytes(value)
+        return _open_bytes(data, max_pixels) if data is not None else _checked(value, None, max_pixels)
     if isinstance(value, np.ndarray):
         return _checked(_from_array(value), None, max_pixels)
     if isinstance(value, dict):
@@ -54,6 +55,35 @@ def decode(value, max_pixels: int) -> DecodedImage:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return _open_bytes(bytes(value), max_pixels)
     raise ImageError(f"unsupported image type {type(value).__name__}")
+
+
+def source_bytes(image: Image.Image) -> Optional[bytes]:
+    """The encoded bytes a decoded PIL image was read from, when they still decode to exactly its pixels.
+
+    ``datasets`` opens an image from its bytes (kept as the image's ``fp``) or its path (kept as
+    ``filename``); both outlive the decoding. The check against the pixels guards against images
+    changed in place after decoding.
+    """
+    data = None
+    fp = getattr(image, "fp", None)
+    try:
+        if isinstance(fp, io.BytesIO):
+            data = fp.getvalue()
+        elif getattr(image, "filename", ""):
+            with open(image.filename, "rb") as f:
+                data = f.read()
+    except (OSError, ValueError):
+        return None
+    if not data:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            stored = Image.open(io.BytesIO(data))
+            same = stored.size == image.size and stored.mode == image.mode and stored.tobytes() == image.tobytes()
+    except Exception:
+        return None
+    return data if same else None
 
 
 def _open_bytes(data: bytes, max_pixels: int) -> DecodedImage:
@@ -360,3 +390,21 @@ def dataset_image(data: bytes) -> Image.Image:
 
     image.save = save
     return image
+
+
+def inspection_views(image: Image.Image) -> list:
+    """What a viewer could see: the RGB data, and for images with alpha also the image over
+    white, over black, and the alpha channel itself (text can hide in any of them)."""
+    rgb = to_rgb(image)
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    if not has_alpha:
+        return [rgb]
+    rgba = image.convert("RGBA")
+    alpha = rgba.getchannel("A")
+    views = [rgb]
+    for background in ((255, 255, 255), (0, 0, 0)):
+        canvas = Image.new("RGB", image.size, background)
+        canvas.paste(rgba.convert("RGB"), mask=alpha)
+        views.append(canvas)
+    views.append(alpha.convert("RGB"))
+    return views

@@ -2,17 +2,19 @@
 
 import hashlib
 import logging
+import os
 from typing import Optional, Sequence
 
-import cv2
 import numpy as np
 
+from . import batch_io
 from . import columns as C
 from .config import resolve_config
 from .edit.masks import region_mask
-from .images import ImageError, compose, dataset_image, decode, encode, passthrough_bytes, redacted_like, to_rgb
+from .images import ImageError, compose, decode, inspection_views, redacted_like, to_rgb
 from .records import EditRequest, Inspection
 from .registry import resolve
+from .rows import Row, batched_with_row_retry, call_with_timeout, unchanged
 
 logger = logging.getLogger(__name__)
 
@@ -21,15 +23,16 @@ class Unsafe2Safe:
     """Turn a batch of images into privacy-safe images plus the Unsafe2Safe triplet.
 
     Use it with ``ds.map(Unsafe2Safe(), batched=True)``; add ``with_rank=True, num_proc=N``
-    to spread model-backed presets over GPUs. The object holds configuration only: models
-    load on the first call in each process and are never pickled, so the map fingerprint
-    depends on the settings alone.
+    to spread model-backed presets over GPUs, ``with_indices=True`` to have errors name the
+    dataset's row. The object holds configuration only: models load on the first call in each
+    process and are never pickled, so the map fingerprint depends on the settings alone.
 
     Args:
         preset: ``"local"`` (offline detectors and classical region editing) or ``"paper"``.
         image_column: the column holding the images (PIL, ``{"bytes", "path"}``, arrays or paths).
         class_column: optional column with the class of each image; the public caption keeps it.
-        class_names: names for integer class ids (e.g. ``ds.features["label"].names``).
+            Without one, a dataset's only ``ClassLabel`` column is used.
+        class_names: names for integer class ids (default: the ``ClassLabel``'s names).
         **overrides: any setting of ``u2s_datasets.config`` (``editor="pixelate"``, ``on_error="drop"``, ...).
     """
 
@@ -42,6 +45,8 @@ class Unsafe2Safe:
         **overrides,
     ):
         self.config = resolve_config(preset, **overrides)
+        if not isinstance(image_column, str) or not image_column:
+            raise TypeError(f"image_column must be a column name, got {image_column!r}")
         self.image_column = image_column
         self.class_column = class_column
         self.class_names = tuple(class_names) if class_names is not None else None
@@ -67,31 +72,61 @@ class Unsafe2Safe:
         return C.output_features(input_features)
 
     # -- the batch
-    def __call__(self, batch: dict, rank: Optional[int] = None) -> dict:
-        if self.image_column not in batch:
-            raise KeyError(self._missing_column_message(list(batch.keys())))
-        values = list(batch[self.image_column])
-        rows = [_Row(i) for i in range(len(values))]
+    def __call__(self, batch, *args) -> dict:
+        """``batch`` from ``ds.map(..., batched=True)``; ``args`` are datasets' indices and/or rank."""
+        indices, rank = _indices_and_rank(args)
+        table = batch_io.arrow_of(batch)
+        names = table.column_names if table is not None else list(batch.keys())
+        if self.image_column not in names:
+            raise KeyError(self._missing_column_message(names))
+        values = batch_io.image_values(batch, table, self.image_column)
+        labels = self._class_labels(batch, table, len(values), indices)
+        rows = [Row(i, None if indices is None else indices[i]) for i in range(len(values))]
+        stages = self._load_stages(rank)
+        for part in self._parts(rows, values):
+            self._run(stages, part, labels)
+            for row in part:
+                row.finish(self.config.output)  # encode now, so decoded pixels never pile up
+        failed = [r for r in rows if r.error is not None]
+        if failed:
+            logger.warning("%d of %d rows failed (first: %s: %s)", len(failed), len(rows), failed[0].name, failed[0].error)
+        kept = [r for r in rows if not (r.error is not None and self.config.output.on_error == "drop")]
+        columns = {name: [r.columns[name] for r in kept] for name in C.OUTPUT_FEATURES}
+        if table is not None:
+            return batch_io.output_table(table, [r.index for r in kept], columns)
+        return self._output_dict(batch, rows, kept, columns)
+
+    def _parts(self, rows, values):
+        """Rows decoded and grouped so that the decoded pixels of one group stay under the budget."""
+        budget, part, pixels = self.config.output.batch_pixel_budget, [], 0
         for row, value in zip(rows, values):
             try:
                 row.decoded = decode(value, self.config.output.max_image_pixels)
-                row.rgb = to_rgb(row.decoded.image)
+                row.views = inspection_views(row.decoded.image)
+                row.rgb = row.views[0]
             except ImageError as e:
-                row.fail(str(e), size=e.size)
-        self._raise_if_asked(rows, values)
+                row.fail(_without_directories(str(e), value), size=e.size)
+                self._raise_if_asked(row)
+            size = row.decoded.image.size[0] * row.decoded.image.size[1] if row.decoded else 0
+            if part and pixels + size > budget:
+                yield part
+                part, pixels = [], 0
+            part.append(row)
+            pixels += size
+        if part:
+            yield part
 
-        inspector, instructor, editor = self._load_stages(rank)
-        labels = self._class_labels(batch, len(values))
+    def _run(self, stages, rows, labels):
+        inspector, instructor, editor, verifier = stages
         live = [r for r in rows if r.error is None]
         self._run_inspection(inspector, live, labels)
         private = [r for r in live if r.error is None and r.inspection.is_private]
         self._run_instruction(instructor, private)
         self._run_editor(editor, [r for r in private if r.error is None])
-        self._raise_if_asked(rows, values)
-        failed = [r for r in rows if r.error is not None]
-        if failed:
-            logger.warning("%d of %d rows failed (first: row %d, %s)", len(failed), len(rows), failed[0].index, failed[0].error)
-        return self._output(batch, rows)
+        if verifier is not None:
+            self._verify(verifier, [r for r in private if r.status == C.STATUS_EDITED])
+        for row in rows:
+            self._raise_if_asked(row)
 
     # -- stages
     def _load_stages(self, rank):
@@ -99,23 +134,32 @@ class Unsafe2Safe:
             inspector = resolve("inspector", self.config.inspect.stage1_backend)(self.config, rank=rank)
             instructor = resolve("instructor", self.config.instruct.instructor)(self.config, rank=rank, inspector=inspector)
             editor = resolve("editor", self.config.edit.editor)(self.config, rank=rank)
-            self._stages, self._stages_rank = (inspector, instructor, editor), rank
+            verifier = None
+            if self.config.edit.verify_edits:
+                from .verify import EditVerifier
+
+                verifier = EditVerifier(self.config, inspector)
+            self._stages, self._stages_rank = (inspector, instructor, editor, verifier), rank
         return self._stages
 
     def _run_inspection(self, inspector, rows, labels):
-        results = _batched_with_row_retry(
-            lambda batch: inspector.inspect([r.rgb for r in batch], [labels[r.index] for r in batch]), rows, "inspection"
+        # Every view of a row (images with alpha have several) is inspected; any finding counts.
+        views = [(row, view) for row in rows for view in row.views]
+        results = batched_with_row_retry(
+            lambda batch: inspector.inspect([view for _, view in batch], [labels[row.index] for row, _ in batch]), views, "inspection"
         )
-        for row, result in zip(rows, results):
+        per_row = {}
+        for (row, _), result in zip(views, results):
             if isinstance(result, Exception):
-                row.inspection = Inspection.failed(f"inspection failed ({type(result).__name__}: {result})")
-            else:
-                row.inspection = result
+                result = Inspection.failed(f"inspection failed ({type(result).__name__}: {result})")
+            per_row.setdefault(row.index, []).append(result)
+        for row in rows:
+            row.inspection = _merged(per_row[row.index])
             if row.inspection.error:
                 row.fail(row.inspection.error)
 
     def _run_instruction(self, instructor, rows):
-        results = _batched_with_row_retry(lambda batch: instructor.instruct([r.inspection for r in batch]), rows, "instruction")
+        results = batched_with_row_retry(lambda batch: instructor.instruct([r.inspection for r in batch]), rows, "instruction")
         for row, result in zip(rows, results):
             if isinstance(result, Exception):
                 row.fail(f"instruction failed ({type(result).__name__}: {result})")
@@ -129,39 +173,55 @@ class Unsafe2Safe:
             row.mask = region_mask(row.rgb.size, boxes, settings.region_margin, settings.feather) if settings.edit_scope == "regions" else None
         seeded = getattr(editor, "uses_seed", True)  # hashing every image costs time the classical editors don't need
         requests = [EditRequest(r.rgb, r.inspection, r.instruction, r.mask, self._row_seed(r) if seeded else 0) for r in rows]
-        by_row = {id(req): row for req, row in zip(requests, rows)}
-        results = _batched_with_row_retry(editor.edit, requests, "editing")
-        for request, result in zip(requests, results):
-            row = by_row[id(request)]
+        run = call_with_timeout(editor.edit, settings.edit_timeout, "the editor")
+        results = batched_with_row_retry(run, requests, "editing", check=_is_image)
+        for row, result in zip(rows, results):
             if isinstance(result, Exception):
-                # Known private, editor failed twice: the whole image is redacted.
-                row.status = C.STATUS_REDACTED
-                row.safe = compose(row.decoded.image, redacted_like(row.decoded.image), None)
+                # Known private, editor failed: the whole image is redacted.
+                self._redact(row, f"editor failed ({type(result).__name__}: {str(result)[:160]})")
                 continue
             if result.size != row.rgb.size:
                 result = result.resize(row.rgb.size)
             safe = compose(row.decoded.image, result, row.mask)
-            if _unchanged(row.decoded.image, safe, row.mask):
-                # An editor that changed nothing has not made the row safe.
+            if unchanged(row.decoded.image, safe, row.mask):
                 logger.warning("the editor left a private image unchanged; redacting it")
-                safe, row.status = compose(row.decoded.image, redacted_like(row.decoded.image), None), C.STATUS_REDACTED
+                self._redact(row, "editor changed nothing")
             else:
-                row.status = C.STATUS_EDITED
-            row.safe = safe
+                row.safe, row.status = safe, C.STATUS_EDITED
+
+    def _verify(self, verifier, rows):
+        """Look for faces and text again in the edited regions; fill what is still there."""
+        for row in rows:
+            original, safe = np.asarray(row.rgb), np.asarray(to_rgb(row.safe))
+            leaks = verifier.leaks(original, safe, row.inspection.regions)
+            if not leaks:
+                continue
+            logger.warning("%s: still recognisable after editing (%s); filling the regions", row.name, ", ".join(leaks))
+            if row.mask is None and not row.inspection.regions:
+                self._redact(row, "still recognisable after editing: " + ", ".join(leaks))
+                continue
+            mask = row.mask if row.mask is not None else region_mask(
+                row.rgb.size, [r.box for r in row.inspection.regions], self.config.edit.region_margin, self.config.edit.feather
+            )
+            fill = resolve("editor", "fill")(self.config).edit([EditRequest(row.rgb, row.inspection, row.instruction, mask)])[0]
+            row.safe = compose(row.safe, fill, mask)
+            row.status = C.STATUS_ESCALATED
+            row.notes.append("filled: " + ", ".join(leaks))
+
+    def _redact(self, row, why):
+        row.safe = compose(row.decoded.image, redacted_like(row.decoded.image), None)
+        row.status = C.STATUS_REDACTED
+        row.notes.append(why)
 
     def _row_seed(self, row) -> int:
         # Same row, same seed, whatever the batch, batch size or worker.
         digest = hashlib.sha256(str(self.config.edit.seed).encode() + row.rgb.tobytes()).digest()
         return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
-    # -- output
-    def _output(self, batch, rows) -> dict:
-        output = self.config.output
-        kept = [r for r in rows if not (r.error is not None and output.on_error == "drop")]
-        out = {name: [] for name in C.OUTPUT_FEATURES}
-        for row in kept:
-            for name, value in row.columns(output).items():
-                out[name].append(value)
+    # -- output of plain (non-Arrow) batches: IterableDataset.map and direct calls
+    def _output_dict(self, batch, rows, kept, columns) -> dict:
+        out = dict(columns)
+        out[C.SAFE_IMAGE] = [_pil_or_none(image) for image in columns[C.SAFE_IMAGE]]
         if len(kept) != len(rows):
             # Dropping rows: every input column must shrink with them.
             for name in batch.keys():
@@ -170,27 +230,29 @@ class Unsafe2Safe:
                     out[name] = [column[r.index] for r in kept]
         return out
 
-    def _raise_if_asked(self, rows, values):
-        if self.config.output.on_error != "raise":
-            return
-        for row in rows:
-            if row.error is not None:
-                raise ValueError(f"Row {row.index} of the batch ({_describe(values[row.index])}): {row.error}")
+    def _raise_if_asked(self, row):
+        if self.config.output.on_error == "raise" and row.error is not None:
+            raise ValueError(f"{row.name}: {row.error}")
 
-    def _class_labels(self, batch, n) -> list:
-        if self.class_column is None:
+    def _class_labels(self, batch, table, n, indices) -> list:
+        features = batch_io.features_of(table)
+        column = self.class_column or batch_io.single_class_label_column(features)
+        if column is None:
             return [None] * n
-        if self.class_column not in batch:
-            raise KeyError(f"class_column {self.class_column!r} is not in the dataset; columns: {', '.join(batch.keys())}")
+        names = self.class_names or batch_io.class_names_from(features, column)
+        if column not in (table.column_names if table is not None else batch.keys()):
+            raise KeyError(f"class_column {column!r} is not in the dataset; columns: {', '.join(batch.keys())}")
+        values = table.column(column).to_pylist() if table is not None else batch[column]
         labels = []
-        for index, value in enumerate(batch[self.class_column]):
-            if isinstance(value, (int, np.integer)) and self.class_names is not None:
+        for index, value in enumerate(values):
+            if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and names is not None:
                 if value < 0:  # datasets' ClassLabel marks a missing label with -1
                     value = None
-                elif value >= len(self.class_names):
-                    raise ValueError(f"Row {index} of the batch: class id {value} is out of range for {len(self.class_names)} class_names")
+                elif value >= len(names):
+                    row = f"Row {indices[index]} of the dataset" if indices is not None else f"Row {index} of the batch"
+                    raise ValueError(f"{row}: class id {value} is out of range for {len(names)} class names")
                 else:
-                    value = self.class_names[int(value)]
+                    value = names[int(value)]
             labels.append(None if value is None else str(value))
         return labels
 
@@ -201,87 +263,52 @@ class Unsafe2Safe:
         )
 
 
-class _Row:
-    """Where one row stands as it moves through the stages."""
-
-    def __init__(self, index):
-        self.index = index
-        self.decoded = self.rgb = self.inspection = self.instruction = self.mask = self.safe = None
-        self.error = self.error_size = None
-        self.status = C.STATUS_PASSTHROUGH
-
-    def fail(self, reason, size=None):
-        self.error, self.error_size = reason, size
-
-    def columns(self, output) -> dict:
-        inspection = self.inspection
-        if self.error is not None:
-            redacted = redacted_like(self.decoded.image if self.decoded else None, size=self.error_size)
-            safe = dataset_image(encode(redacted, None, output.jpeg_quality)) if redacted is not None else None
-            return _row_columns(safe, True, [], "", "", "", [], C.STATUS_ERROR_PREFIX + self.error)
-        if not inspection.is_private:
-            safe = dataset_image(passthrough_bytes(self.decoded, output.jpeg_quality))
-            return _row_columns(safe, False, [], inspection.private_caption, inspection.public_caption, "", [], C.STATUS_PASSTHROUGH)
-        safe = dataset_image(encode(self.safe, self.decoded.format, output.jpeg_quality, output.image_format))
-        return _row_columns(
-            safe,
-            True,
-            list(inspection.categories),
-            inspection.private_caption,
-            inspection.public_caption,
-            self.instruction.instruction if self.instruction else "",
-            [r.as_column() for r in inspection.regions],
-            self.status,
-        )
+def _indices_and_rank(args):
+    """datasets passes ``indices`` (with_indices) then ``rank`` (with_rank), positionally."""
+    indices, rank = None, None
+    for arg in args:
+        if isinstance(arg, (list, tuple, range, np.ndarray)):
+            indices = list(arg)
+        elif isinstance(arg, int) or arg is None:
+            rank = arg
+        else:
+            raise TypeError(f"unexpected argument {arg!r}: Unsafe2Safe takes (batch, [indices], [rank])")
+    return indices, rank
 
 
-def _row_columns(safe, is_private, categories, private_caption, public_caption, instruction, regions, status) -> dict:
-    return {
-        C.SAFE_IMAGE: safe,
-        C.IS_PRIVATE: is_private,
-        C.PRIVACY_CATEGORIES: categories,
-        C.PRIVATE_CAPTION: private_caption,
-        C.PUBLIC_CAPTION: public_caption,
-        C.EDIT_INSTRUCTION: instruction,
-        C.PRIVACY_REGIONS: regions,
-        C.STATUS: status,
-    }
+def _merged(inspections: list) -> Inspection:
+    """One verdict from the inspections of several views of an image: private if any view is."""
+    first = inspections[0]
+    if len(inspections) == 1:
+        return first
+    failed = next((i for i in inspections if i.error), None)
+    if failed is not None:
+        return failed
+    private = [i for i in inspections if i.is_private]
+    if not private:
+        return first
+    main = private[0]
+    categories = list(dict.fromkeys(c for i in private for c in i.categories))
+    regions = [r for i in private for r in i.regions]
+    review = [item for i in private for item in i.review]
+    return Inspection(True, categories, main.private_caption, main.public_caption, regions, review)
 
 
-def _unchanged(original, safe, mask) -> bool:
-    """True when no pixel of ``safe`` differs from ``original`` where the mask selects (everywhere without one)."""
-    if original.mode != safe.mode:
-        original = original.convert(safe.mode)
-    if mask is not None:
-        x, y, w, h = cv2.boundingRect((mask > 0).astype(np.uint8))
-        original, safe = original.crop((x, y, x + w, y + h)), safe.crop((x, y, x + w, y + h))
-    return original.tobytes() == safe.tobytes()
+def _is_image(result) -> Optional[str]:
+    from PIL import Image
+
+    return None if isinstance(result, Image.Image) else f"the editor returned {type(result).__name__}, not an image"
 
 
-def _batched_with_row_retry(run, items, what) -> list:
-    """``run(items)`` on the whole batch; if it raises, each item alone once. Failures come back as exceptions."""
-    if not items:
-        return []
-    try:
-        results = list(run(items))
-        if len(results) != len(items):
-            raise RuntimeError(f"{what} returned {len(results)} results for {len(items)} images")
-        return results
-    except Exception as batch_error:
-        logger.warning("%s failed on a batch of %d (%s); retrying each row alone", what, len(items), batch_error)
-    results = []
-    for item in items:
-        try:
-            results.append(run([item])[0])
-        except Exception as row_error:
-            logger.warning("%s failed on a row: %s: %s", what, type(row_error).__name__, row_error)
-            results.append(row_error)
-    return results
+def _pil_or_none(image):
+    from .images import dataset_image
+
+    return None if image is None else dataset_image(image["bytes"])
 
 
-def _describe(value) -> str:
-    if isinstance(value, dict):
-        return f"path={value.get('path')!r}" if value.get("path") else "bytes"
-    if isinstance(value, str):
-        return f"path={value!r}"
-    return type(value).__name__
+def _without_directories(message: str, value) -> str:
+    """Error messages name files, never the folders above them (a folder name can name a person)."""
+    path = value.get("path") if isinstance(value, dict) else value if isinstance(value, (str, os.PathLike)) else None
+    if path:
+        message = message.replace(str(path), os.path.basename(str(path)))
+    return message

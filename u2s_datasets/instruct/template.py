@@ -1,8 +1,13 @@
-"""The offline instruction writer: an identity-neutral edit instruction from the review."""
+"""The offline instruction writer: an identity-neutral edit instruction from the review.
+
+With a generative editor the instruction asks for new, generic content; with a classical
+region editor it says what that editor does to each region, so the triplet never claims an
+edit that did not happen ("faces blurred", not "replaced with a generic face").
+"""
 
 from ..records import Instruction
 
-_ACTIONS = {
+_GENERATIVE = {
     "people_faces": "replace every face with a different, generic face that matches the pose and lighting",
     "appearance_cues": "change identifying clothing, hairstyles and accessories to plain, generic ones",
     "health_indicators": "remove visible signs of medical conditions",
@@ -14,17 +19,34 @@ _ACTIONS = {
     "private_belongings": "make personal items generic and unidentifiable",
 }
 
+# What each classical editor does to a region, and what the regions of each category hold.
+_REGION_VERBS = {
+    "blur": "blur",
+    "pixelate": "pixelate",
+    "fill": "cover with a solid colour",
+    "inpaint": "paint over from the surroundings",
+}
+_REGION_CONTENT = {"people_faces": "every face", "text_symbols": "all text"}
+
 
 class TemplateInstructor:
     def __init__(self, config, rank=None, **shared):
-        pass
+        self.verb = _REGION_VERBS.get(config.edit.editor)
 
     def instruct(self, inspections: list) -> list:
         return [self._instruct_one(inspection) for inspection in inspections]
 
-    @staticmethod
-    def _instruct_one(inspection) -> Instruction:
-        actions = [_ACTIONS[c] for c in inspection.categories if c in _ACTIONS] or ["make every identifying detail generic"]
-        instruction = "; ".join(actions)
+    def _instruct_one(self, inspection) -> Instruction:
+        if self.verb is not None:
+            targets = [_REGION_CONTENT.get(c, "the private content") for c in inspection.categories]
+            targets = list(dict.fromkeys(targets)) or ["the private content"]
+            instruction = f"{self.verb} {_joined(targets)}"
+        else:
+            actions = [_GENERATIVE[c] for c in inspection.categories if c in _GENERATIVE] or ["make every identifying detail generic"]
+            instruction = "; ".join(actions)
         instruction = instruction[0].upper() + instruction[1:] + "; keep the layout, objects and actions unchanged."
         return Instruction(instruction=instruction, target_caption=inspection.public_caption)
+
+
+def _joined(items) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

@@ -1,0 +1,71 @@
+"""After editing: look again, in each edited region of the output, for what made the row private.
+
+A classical editor (blur, pixelate, fill, inpaint) must leave no face and no readable text
+there. A generative editor draws new faces and new text on purpose, so for it a leak is the
+same person (dlib re-identification) or the same words (fuzzy match) coming back.
+"""
+
+import logging
+
+import numpy as np
+
+from .edit.masks import grow_box
+
+logger = logging.getLogger(__name__)
+
+CLASSICAL_EDITORS = ("blur", "pixelate", "fill", "inpaint")
+SAME_TEXT_RATIO = 80  # rapidfuzz partial_ratio at which two strings read as the same words
+CONTEXT = 0.5  # the crop searched around a region, as a fraction of its size: detectors need some surroundings
+
+
+class EditVerifier:
+    """``leaks(original_rgb, safe_rgb, regions)`` -> what is still recognisable, e.g. ``["face at (12, 30)"]``."""
+
+    def __init__(self, config, inspector=None):
+        from .inspect.detectors import CenterFaceDetector, TextDetector
+
+        settings = config.inspect
+        self.generative = config.edit.editor not in CLASSICAL_EDITORS
+        # The inspector's own detectors when it has them: one copy of each model per process.
+        self.faces = getattr(inspector, "faces", None) or CenterFaceDetector(settings.face_threshold, settings.detector_max_side)
+        self.text = getattr(inspector, "text", None) or TextDetector(settings.text_threshold, settings.detector_max_side)
+        self._embedder = None
+
+    def leaks(self, original: np.ndarray, safe: np.ndarray, regions: list) -> list:
+        height, width = safe.shape[:2]
+        areas = [grow_box(r.box, CONTEXT, (width, height)) for r in regions] or [(0, 0, width, height)]
+        found = []
+        for x0, y0, x1, y1 in areas:
+            if x1 - x0 < 4 or y1 - y0 < 4:
+                continue
+            before, after = original[y0:y1, x0:x1], np.ascontiguousarray(safe[y0:y1, x0:x1])
+            found += [f"face at ({x0 + int(f.box[0])}, {y0 + int(f.box[1])})" for f in self._faces_left(before, after)]
+            found += [f"text {t!r}" for t in self._text_left(before, after)]
+        return found
+
+    def _faces_left(self, before, after) -> list:
+        faces = self.faces(after)
+        if not faces or not self.generative:
+            return faces
+        # A generative editor replaces faces: only the same person coming back is a leak.
+        originals = [self._embed(before, f.box) for f in self.faces(before)]
+        return [f for f in faces if any(self._same_person(self._embed(after, f.box), o) for o in originals)]
+
+    def _text_left(self, before, after) -> list:
+        lines = [t.text for t in self.text(after)]
+        if not lines or not self.generative:
+            return lines
+        from rapidfuzz import fuzz
+
+        originals = [t.text for t in self.text(before)]
+        return [line for line in lines if any(fuzz.partial_ratio(line.lower(), o.lower()) >= SAME_TEXT_RATIO for o in originals)]
+
+    def _embed(self, rgb, box):
+        if self._embedder is None:
+            from .evaluation.faces import DlibFaceEmbedder
+
+            self._embedder = DlibFaceEmbedder()
+        return self._embedder.embed(np.ascontiguousarray(rgb), box)
+
+    def _same_person(self, a, b) -> bool:
+        return self._embedder.same_identity(a, b)
