@@ -54,7 +54,7 @@ def test_private_rows_are_flagged_and_described(blurred):
         assert row["u2s_status"] == "edited" and row["is_private"]
         assert row["privacy_categories"][0] == "people_faces"
         assert "1 face" in row["private_caption"] and "1 face" not in row["public_caption"]
-        assert row["edit_instruction"].startswith("Replace every face")
+        assert row["edit_instruction"].startswith("Blur every face")
         assert [r["category"] for r in row["privacy_regions"]].count("people_faces") == 1
     page = blurred["page"]
     assert page["privacy_categories"] == ["text_symbols"]
@@ -110,7 +110,7 @@ def test_output_schema_is_exact(photo_dataset):
         "public_caption": datasets.Value("string"),
         "edit_instruction": datasets.Value("string"),
         "privacy_regions": datasets.List(
-            {"category": datasets.Value("string"), "box": datasets.List(datasets.Value("int32"), length=4), "score": datasets.Value("float32")}
+            {"category": datasets.Value("string"), "box": datasets.List(datasets.Value("float32"), length=4), "score": datasets.Value("float32")}
         ),
         "u2s_status": datasets.Value("string"),
     }

@@ -42,7 +42,7 @@ def test_bad_rows_get_error_status_and_never_original_pixels(photo_bytes):
     assert statuses["corrupt"].startswith("error: not a readable image")
     assert statuses["truncated"].startswith("error: corrupt or truncated image data")
     assert statuses["zero_pixels"].startswith("error: image array is empty")
-    assert statuses["missing_file"].startswith("error: cannot read image file '/nonexistent/photo.jpg'")
+    assert statuses["missing_file"].startswith("error: cannot read image file 'photo.jpg'")
     by_name = dict(zip(["coffee", *rows, "astronaut"], out["safe_image"]))
     # The truncated JPEG's size is known from its header: a fully black image of that size.
     redacted = np.asarray(by_name["truncated"].convert("RGB"))
@@ -69,7 +69,7 @@ def test_on_error_drop_keeps_other_columns_aligned(photo_bytes):
 
 
 def test_on_error_raise_names_the_row(photo_bytes):
-    with pytest.raises(ValueError, match=r"Row 1 of the batch \(path='/nope.png'\): cannot read image file"):
+    with pytest.raises(ValueError, match=r"Row 1 of the batch: cannot read image file 'nope.png'"):
         Unsafe2Safe(on_error="raise")({"image": [photo_bytes["coffee"], "/nope.png"]})
 
 
@@ -84,8 +84,8 @@ def test_missing_image_column_raises_before_any_work():
 def test_unknown_setting_is_a_clear_error():
     with pytest.raises(TypeError, match="Unknown setting 'edtor'"):
         Unsafe2Safe(edtor="blur")
-    with pytest.raises(ValueError, match="Unknown editor 'smudge'"):
-        Unsafe2Safe(editor="smudge")({"image": [np.zeros((8, 8, 3), np.uint8)]})
+    with pytest.raises(ValueError, match="editor='pixelat' is not one of .* Did you mean 'pixelate'"):
+        Unsafe2Safe(editor="pixelat")
 
 
 def test_every_input_form_gives_the_same_result(photo_bytes, tmp_path):
@@ -270,7 +270,7 @@ def test_class_ids_missing_and_out_of_range(photo_bytes):
     transform = Unsafe2Safe(class_column="label", class_names=["cup"])
     out = transform({"image": [photo_bytes["coffee"]], "label": [-1]})
     assert out["public_caption"] == ["a photo"]
-    with pytest.raises(ValueError, match="Row 0 of the batch: class id 3 is out of range for 1 class_names"):
+    with pytest.raises(ValueError, match="Row 0 of the batch: class id 3 is out of range for 1 class names"):
         transform({"image": [photo_bytes["coffee"]], "label": [3]})
 
 

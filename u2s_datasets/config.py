@@ -107,9 +107,6 @@ class OutputConfig:
 
 SECTIONS = {"inspect": InspectConfig, "instruct": InstructConfig, "edit": EditConfig, "model": ModelConfig, "output": OutputConfig}
 _CHOICES = {
-    "stage1_backend": ("detectors", "transformers", "openai"),
-    "instructor": ("template", "llm", "transformers", "openai", "same"),
-    "editor": ("blur", "pixelate", "fill", "inpaint", "ip2p", "sd-inpaint", "flux-kontext", "qwen-image-edit"),
     "vlm_box_format": ("normalized_1000", "pixels"),
     "edit_scope": ("regions", "global"),
     "on_error": ("redact", "drop", "raise"),
@@ -175,9 +172,17 @@ def _check_type(key, value, annotation):
     return value
 
 
+def _choices(key):
+    from .registry import EDITORS, INSPECTORS, INSTRUCTORS
+
+    backends = {"stage1_backend": INSPECTORS, "instructor": INSTRUCTORS, "editor": EDITORS}  # registered at call time
+    return tuple(backends[key]) if key in backends else _CHOICES.get(key)
+
+
 def _check_value(key, value):
-    if key in _CHOICES and value not in _CHOICES[key]:
-        raise ValueError(f"{key}={value!r} is not one of {', '.join(map(repr, _CHOICES[key]))}.{_suggest(value, _CHOICES[key])}")
+    choices = _choices(key)
+    if choices is not None and value not in choices:
+        raise ValueError(f"{key}={value!r} is not one of {', '.join(map(repr, choices))}.{_suggest(value, choices)}")
     if key in _RANGES and value is not None:
         low, high = _RANGES[key]
         if (low is not None and value < low) or (high is not None and value > high):
