@@ -52,8 +52,9 @@ class Summary:
 
     def __str__(self) -> str:
         return (
-            f"{self.rows} rows: {self.flagged} flagged private, {self.edited} edited, {self.escalated} escalated, "
-            f"{self.passthrough} passed through, {self.redacted} redacted, {self.errors} errors; "
+            f"{self.rows} rows: {self.flagged} flagged private, {self.edited} edited, "
+            + (f"{self.escalated} escalated (filled after a weak edit), " if self.escalated else "")
+            + f"{self.passthrough} passed through, {self.redacted} redacted, {self.errors} errors; "
             f"{self.images_per_second:.2f} images/s"
         )
 
