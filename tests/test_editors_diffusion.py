@@ -231,7 +231,7 @@ def test_non_finite_editor_output_fails_closed(photos, photo_bytes, tmp_path):
     pipe.save_pretrained(folder)
     rows = run(photos, editor="ip2p", editor_model=folder)
     for name in FACES:
-        assert rows[name]["u2s_status"] == "redacted_fallback"
+        assert rows[name]["u2s_status"].startswith("redacted_fallback; editor failed (EditorRunError: non-finite output")
         after = rgb(rows[name]["safe_image"]["bytes"])
         assert after.shape == rgb(photo_bytes[name]).shape and len(np.unique(after)) == 1, "a failed edit must not keep original pixels"
     for name in CLEAN:
