@@ -15,9 +15,7 @@ import shutil
 import tempfile
 
 import datasets
-import pyarrow.compute as pc
 from datasets.packaged_modules.imagefolder.imagefolder import ImageFolder
-from datasets.table import embed_table_storage
 from PIL import Image as PILImage
 from tqdm.auto import tqdm
 
@@ -79,7 +77,7 @@ def image_folder(folder: str, image_column: str = "image", split=None):
         if image_column != "image":
             ds = ds.rename_column("image", image_column)
         splits[name] = ds.add_column(FILE_NAME, _relative_names(ds[image_column], folder))
-    _warn_unlisted(folder, splits, image_column)
+    _warn_unlisted(folder, splits)
     if split is not None:
         return _pick_split(datasets.DatasetDict(splits), split, folder)
     if len(splits) == 1 and not os.path.isdir(os.path.join(folder, next(iter(splits)))):
@@ -167,7 +165,7 @@ def _relative_names(images, folder):
     return names
 
 
-def _warn_unlisted(folder, splits, image_column):
+def _warn_unlisted(folder, splits):
     listed = sum(len(ds) for ds in splits.values())
     found = sum(f.lower().endswith(IMAGE_EXTENSIONS) for f in _data_files(folder))
     if found > listed:
@@ -200,6 +198,9 @@ def staged_output(output: str):
     parent, name = os.path.split(os.path.abspath(output))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{name}.partial-", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # the permissions of a folder made the ordinary way, not mkdtemp's 0o700
     try:
         yield staging
     except BaseException:
@@ -230,21 +231,21 @@ def cache_outside(ds, folder: str):
         datasets.enable_caching()
 
 
-def embed_images(ds):
-    """Image files referenced by path copied into the dataset, so a saved copy holds no paths into the input."""
-    if isinstance(ds, datasets.DatasetDict):
-        return datasets.DatasetDict({name: embed_images(part) for name, part in ds.items()})
-    by_path = [n for n, f in ds.features.items() if isinstance(f, datasets.Image) and pc.struct_field(ds.data.column(n), "bytes").null_count]
-    if not by_path:
-        return ds
-    embedded = ds.with_format("arrow").map(embed_table_storage, batched=True, desc="Embedding image files")
-    return embedded.with_format(**ds.format)
-
-
 def private_columns(features, image_column: str) -> list:
-    """Columns that hold private data after the transform: the original images and the private caption."""
-    others = [n for n, f in features.items() if isinstance(f, datasets.Image) and n not in (image_column, C.SAFE_IMAGE)]
+    """Columns that hold private data after the transform: the original images, the private caption,
+    and any other media or binary column, which the transform did not look at."""
+    others = [n for n, f in features.items() if n not in (image_column, C.SAFE_IMAGE) and _holds_media(f)]
     return [image_column, C.PRIVATE_CAPTION, *others]
+
+
+def _holds_media(feature) -> bool:
+    if isinstance(feature, dict):
+        return any(_holds_media(f) for f in feature.values())
+    if isinstance(feature, (list, tuple)):
+        return any(_holds_media(f) for f in feature)
+    if hasattr(feature, "feature"):  # List, LargeList
+        return _holds_media(feature.feature)
+    return hasattr(feature, "decode_example") or (isinstance(feature, datasets.Value) and "binary" in feature.dtype)
 
 
 def write_image_folder(result, folder: str, image_column: str = "image", include_private: bool = False) -> dict:

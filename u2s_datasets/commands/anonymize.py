@@ -11,7 +11,6 @@ from ..folders import (
     ORIGINALS_FOLDER,
     cache_outside,
     check_output,
-    embed_images,
     load_input,
     materialize,
     private_columns,
@@ -71,7 +70,7 @@ def run(args) -> int:
             if args.format == "images":
                 write_image_folder(result, staging, args.image_column, args.include_private)
             else:
-                embed_images(result).save_to_disk(staging)
+                result.save_to_disk(staging)  # copies the image files in: no paths into the input
             write_config(staging, transform)
     print(summary)
     if summary.categories:
@@ -95,11 +94,12 @@ def _private_note(result, args) -> str:
     """Which columns hold private data, and where they went."""
     features = next(iter(result.values())).features if isinstance(result, datasets.DatasetDict) else result.features
     private = private_columns(features, args.image_column)
-    named = ", ".join(f"{name} (original images)" if name == args.image_column else name for name in private)
+    what = {args.image_column: " (original images)", C.PRIVATE_CAPTION: ""}
+    named = ", ".join(name + what.get(name, " (not anonymized)") for name in private)
     if args.format == "dataset":
         return (
             f"private columns: {named}; kept in {args.output}, your working copy "
-            f"(the safe images are in {C.SAFE_IMAGE}; `u2s publish` leaves the private columns out)"
+            f"(the safe images are in {C.SAFE_IMAGE}; `u2s publish` leaves the original images and private captions out)"
         )
     if args.include_private:
         return (
