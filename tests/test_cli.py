@@ -174,7 +174,7 @@ def test_metadata_folders_round_trip(kind, tmp_path, photo_bytes, capsys):
     assert rows["astronaut.jpg"]["image"] != (folder / "astronaut.jpg").read_bytes()
 
 
-def test_parquet_file_and_parquet_folder(photo_dataset, tmp_path):
+def test_parquet_file_and_parquet_folder(photo_dataset, tmp_path, capsys):
     pick = photo_dataset.select([0, 4])  # astronaut (a face), coffee (nothing private)
     labelled = pick.add_column("label", [0, 1]).cast_column("label", datasets.ClassLabel(names=["astronaut", "cup"]))
     labelled.to_parquet(str(tmp_path / "one.parquet"))
@@ -187,6 +187,16 @@ def test_parquet_file_and_parquet_folder(photo_dataset, tmp_path):
     assert out.features["label"] == labelled.features["label"] and out["name"] == ["astronaut", "coffee"]
     assert out["u2s_status"] == ["edited", "passthrough"]
     assert "astronaut" in out["public_caption"][0] and "cup" in out["public_caption"][1]
+
+    # a second image column was not anonymized: the images form leaves it out, and says so
+    with_thumbnail = labelled.add_column("thumbnail", labelled["image"]).cast_column("thumbnail", datasets.Image(decode=False))
+    with_thumbnail.to_parquet(str(tmp_path / "thumbnails.parquet"))
+    assert anonymize(tmp_path / "thumbnails.parquet", tmp_path / "safe", "--format", "images") == 0
+    assert "thumbnail (not anonymized); not written" in capsys.readouterr().out
+    assert sorted(files_under(tmp_path / "safe")) == ["000000.jpg", "000001.png", "metadata.jsonl", "u2s_config.json"]
+    reloaded = datasets.load_dataset("imagefolder", data_dir=str(tmp_path / "safe"), split="train")
+    assert reloaded.column_names == ["image", "name", "label", *PUBLIC]
+    assert reloaded["label"] == ["astronaut", "cup"]
 
     assert anonymize(tmp_path / "hub", tmp_path / "test_only", "--split", "test", "--streaming") == 0
     test_only = datasets.load_from_disk(str(tmp_path / "test_only"))
