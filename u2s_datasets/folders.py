@@ -140,7 +140,7 @@ def _pick_split(ds, split, path):
 def _refuse_options(path, form, given):
     named = [f"--{k.replace('_', '-')}" for k in _DATASET_ID_ONLY if given.get(k)]
     if named:
-        raise ValueError(f"{', '.join(named)} only apply to dataset ids and parquet folders; {path!r} is {form}")
+        raise ValueError(f"{', '.join(named)}: for dataset ids and parquet folders only; {path!r} is {form}")
 
 
 def _data_files(folder):
