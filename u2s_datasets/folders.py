@@ -282,6 +282,8 @@ def _write_split(ds, root, split, image_column, include_private):
             for column, feature in labels.items():
                 row[column] = feature.int2str(row[column]) if row[column] is not None and row[column] >= 0 else None
             meta.write(json.dumps({**record, **row}, default=str) + "\n")
+    if not written and len(ds):
+        logger.warning("%s: no row could be made safe; metadata.jsonl lists the errors, but imagefolder cannot load a folder without images", root)
     return len(ds)
 
 
