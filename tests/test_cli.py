@@ -208,6 +208,11 @@ def test_parquet_file_and_parquet_folder(photo_dataset, tmp_path, capsys):
     assert test_only["name"] == ["coffee"] and base(test_only["u2s_status"]) == ["passthrough"]
     assert test_only["safe_image"][0].tobytes() == test_only.cast_column("image", datasets.Image())["image"][0].tobytes()
 
+    # a dataset id with data files: the packaged "parquet" builder takes the place of a Hub id here
+    test_file = str(tmp_path / "hub" / "data" / "test-00000-of-00001.parquet")
+    assert anonymize("parquet", tmp_path / "by_id", "--data-files", test_file, "--split", "train", "--streaming") == 0
+    assert datasets.load_from_disk(str(tmp_path / "by_id"))["name"] == ["coffee"]
+
 
 def test_single_image_file(photo_bytes, tmp_path):
     (tmp_path / "in").mkdir()

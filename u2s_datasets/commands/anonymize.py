@@ -48,6 +48,8 @@ def register(subparsers):
 
 
 def run(args) -> int:
+    if args.include_private and args.format != "images":
+        raise ValueError("--include-private goes with --format images; the dataset form keeps the private columns anyway")
     overrides = dict(_parse_setting(s) for s in args.set)
     if args.editor:
         overrides["editor"] = args.editor
