@@ -9,12 +9,13 @@ import datasets
 import pytest
 from conftest import rgb
 
+from u2s_datasets import columns as C
 from u2s_datasets import folders
 from u2s_datasets.cli import main
 from u2s_datasets.columns import OUTPUT_FEATURES
 from u2s_datasets.inspect.detectors import CenterFaceDetector
 
-PUBLIC = ["is_private", "privacy_categories", "public_caption", "edit_instruction", "privacy_regions", "u2s_status"]
+PUBLIC = [name for name in OUTPUT_FEATURES if name not in (C.SAFE_IMAGE, C.PRIVATE_CAPTION)]  # what the images form keeps
 CLASS_FILES = {
     "train": {"people/astronaut.jpg": "astronaut", "things/coffee.png": "coffee"},
     "test": {"people/camera.png": "camera", "things/chelsea.jpg": "chelsea"},
