@@ -63,7 +63,7 @@ def load_input(path: str, image_column: str = "image", *, split=None, config=Non
             return _undecoded(loaded, image_column)
         _refuse_options(path, "an image file", given)
         return image_file(path, image_column)
-    if path.startswith((".", "/", "~")) or path.count("/") > 1 or path.endswith((".parquet", *IMAGE_EXTENSIONS)):
+    if path.startswith((".", "/", "~")) or path.count("/") > 1 or path.lower().endswith((".parquet", *IMAGE_EXTENSIONS)):
         raise FileNotFoundError(f"{path!r} does not exist")
     return _undecoded(_load_dataset(path, split, **given), image_column)
 
