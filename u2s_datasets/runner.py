@@ -13,7 +13,6 @@ from . import __version__
 from . import columns as C
 
 CONFIG_FILE = "u2s_config.json"
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 @dataclass
@@ -173,32 +172,3 @@ def write_config(folder: str, transform) -> None:
     with open(os.path.join(folder, CONFIG_FILE), "w") as f:
         json.dump(payload, f, indent=2)
 
-
-def load_input(path: str, image_column: str = "image", split=None):
-    """A folder of images, a ``save_to_disk`` folder, or a dataset id."""
-    if os.path.isdir(path):
-        if any(os.path.exists(os.path.join(path, name)) for name in ("state.json", "dataset_dict.json")):
-            ds = datasets.load_from_disk(path)
-            return ds[split] if split else ds
-        return image_folder(path, image_column)
-    if os.path.exists(path):
-        raise ValueError(f"{path!r} is a file; give a folder of images, a save_to_disk folder or a dataset id")
-    try:
-        return datasets.load_dataset(path, split=split)
-    except Exception as e:
-        raise ValueError(f"could not load dataset {path!r} ({type(e).__name__}: {e})") from None
-
-
-def image_folder(folder: str, image_column: str = "image") -> datasets.Dataset:
-    files = sorted(
-        os.path.relpath(os.path.join(root, name), folder)
-        for root, _, names in os.walk(folder)
-        for name in names
-        if name.lower().endswith(IMAGE_EXTENSIONS)
-    )
-    if not files:
-        raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {folder!r}")
-    return datasets.Dataset.from_dict(
-        {image_column: [{"bytes": None, "path": os.path.join(folder, f)} for f in files], "file_name": files},
-        features=datasets.Features({image_column: datasets.Image(decode=False), "file_name": datasets.Value("string")}),
-    )

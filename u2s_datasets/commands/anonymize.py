@@ -2,26 +2,44 @@
 
 import json
 import os
+import tempfile
 
 import datasets
 
 from .. import columns as C
-from ..runner import anonymize, load_input, write_config
+from ..folders import (
+    ORIGINALS_FOLDER,
+    cache_outside,
+    check_output,
+    load_input,
+    materialize,
+    private_columns,
+    staged_output,
+    write_image_folder,
+)
+from ..folders import _inside  # noqa: F401  (kept importable here for existing callers)
+from ..runner import anonymize, write_config
 from ..transform import Unsafe2Safe
-
-TRIPLET = (C.IS_PRIVATE, C.PRIVACY_CATEGORIES, C.PRIVATE_CAPTION, C.PUBLIC_CAPTION, C.EDIT_INSTRUCTION, C.PRIVACY_REGIONS, C.STATUS)
 
 
 def register(subparsers):
     p = subparsers.add_parser("anonymize", help="write a privacy-safe copy of a dataset or a folder of images")
-    p.add_argument("input", help="a folder of images, a save_to_disk folder, or a dataset id")
+    p.add_argument("input", help="a folder of images, a parquet file or folder, a save_to_disk folder, an image file, or a dataset id")
     p.add_argument("output", help="a save_to_disk folder, or a folder of images with --format images")
     p.add_argument("--preset", default="local", help="local (offline default) or paper")
     p.add_argument("--editor", help="blur, pixelate, fill, inpaint, or a model-backed editor")
-    p.add_argument("--format", choices=("dataset", "images"), default="dataset", help="output form (default: dataset)")
+    p.add_argument("--format", choices=("dataset", "images"), default="dataset",
+                   help="dataset: save_to_disk working copy with every column (default); images: safe images + metadata.jsonl")
+    p.add_argument("--include-private", action="store_true",
+                   help="with --format images, also write the original images and the private captions")
+    p.add_argument("--overwrite", action="store_true", help="replace an output that already holds data")
     p.add_argument("--image-column", default="image")
-    p.add_argument("--class-column")
-    p.add_argument("--split", help="only this split of a dataset id or a saved DatasetDict")
+    p.add_argument("--class-column", help="column naming each image's class (default: the dataset's ClassLabel column)")
+    p.add_argument("--split", help="only this split")
+    p.add_argument("--config", help="configuration of a dataset id")
+    p.add_argument("--revision", help="revision of a dataset id (branch, tag or commit)")
+    p.add_argument("--data-files", action="append", metavar="PATTERN", help="data files of a dataset id; repeatable")
+    p.add_argument("--streaming", action="store_true", help="stream a dataset id instead of downloading it whole first")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--num-proc", type=int, help="worker processes (each loads its own models)")
     p.add_argument("--on-error", choices=("redact", "drop", "raise"))
@@ -30,57 +48,67 @@ def register(subparsers):
 
 
 def run(args) -> int:
+    if args.include_private and args.format != "images":
+        raise ValueError("--include-private goes with --format images; the dataset form keeps the private columns anyway")
     overrides = dict(_parse_setting(s) for s in args.set)
     if args.editor:
         overrides["editor"] = args.editor
     if args.on_error:
         overrides["on_error"] = args.on_error
-    transform = Unsafe2Safe(preset=args.preset, image_column=args.image_column, class_column=args.class_column, **overrides)
-    ds = load_input(args.input, args.image_column, args.split)
-    result, summary = anonymize(ds, transform, batch_size=args.batch_size, num_proc=args.num_proc)
-    if args.format == "images":
-        write_image_folder(result, args.output)
-    else:
-        result.save_to_disk(args.output)
-        write_config(args.output, transform)
+    Unsafe2Safe(preset=args.preset, image_column=args.image_column, **overrides)  # bad settings fail before any loading
+    check_output(args.output, args.input, args.overwrite)
+    ds = load_input(
+        args.input, args.image_column, split=args.split, config=args.config, revision=args.revision,
+        data_files=args.data_files, streaming=args.streaming,
+    )
+    with tempfile.TemporaryDirectory(prefix="u2s-stream-") as stream_cache, cache_outside(ds, args.input):
+        ds = materialize(ds, stream_cache)
+        class_column, class_names = _class_column(ds, args.class_column)
+        transform = Unsafe2Safe(
+            preset=args.preset, image_column=args.image_column, class_column=class_column, class_names=class_names, **overrides
+        )
+        with staged_output(args.output) as staging:
+            result, summary = anonymize(ds, transform, batch_size=args.batch_size, num_proc=args.num_proc)
+            if args.format == "images":
+                write_image_folder(result, staging, args.image_column, args.include_private)
+            else:
+                result.save_to_disk(staging)  # copies the image files in: no paths into the input
+            write_config(staging, transform)
     print(summary)
     if summary.categories:
         print("categories: " + ", ".join(f"{k} {v}" for k, v in summary.categories.items()))
+    print(_private_note(result, args))
     print(f"written to {args.output}")
     return 0
 
 
-def write_image_folder(result, folder: str) -> None:
-    """Safe images under their original names plus ``metadata.jsonl`` (loadable as an imagefolder)."""
-    splits = result.items() if isinstance(result, datasets.DatasetDict) else [("", result)]
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, "metadata.jsonl"), "w") as meta:
-        for split, ds in splits:
-            ds = ds.cast_column(C.SAFE_IMAGE, datasets.Image(decode=False))
-            names = ds["file_name"] if "file_name" in ds.column_names else [f"{i:06d}" for i in range(len(ds))]
-            for i, (name, row) in enumerate(zip(names, ds.select_columns([C.SAFE_IMAGE, *TRIPLET]))):
-                image = row.pop(C.SAFE_IMAGE)
-                if image is None:
-                    continue  # an error row whose size was unknown: nothing safe to write
-                name = os.path.join(split, _with_extension(_inside(name, i), image["bytes"]))
-                os.makedirs(os.path.dirname(os.path.join(folder, name)) or folder, exist_ok=True)
-                with open(os.path.join(folder, name), "wb") as f:
-                    f.write(image["bytes"])
-                meta.write(json.dumps({"file_name": name, **row}) + "\n")
+def _class_column(ds, given):
+    """The column whose class names go into the captions: the one given, or the dataset's ClassLabel column."""
+    features = next(iter(ds.values())).features if isinstance(ds, datasets.DatasetDict) else ds.features
+    if given is None:
+        labels = [name for name, feature in features.items() if isinstance(feature, datasets.ClassLabel)]
+        given = "label" if "label" in labels else (labels[0] if labels else None)
+    feature = features.get(given) if given else None
+    return given, (feature.names if isinstance(feature, datasets.ClassLabel) else None)
 
 
-def _inside(name: str, index: int) -> str:
-    """A relative file name that stays inside the output folder."""
-    clean = os.path.normpath(name)
-    if os.path.isabs(clean) or clean.startswith(".."):
-        raise ValueError(f"Row {index}: file_name {name!r} would be written outside the output folder")
-    return clean
-
-
-def _with_extension(name: str, data: bytes) -> str:
-    stem, ext = os.path.splitext(name)
-    kind = ".jpg" if data[:2] == b"\xff\xd8" else ".png" if data[:4] == b"\x89PNG" else ".tiff" if data[:2] in (b"II", b"MM") else ext
-    return stem + (ext if kind == ".jpg" and ext.lower() in (".jpg", ".jpeg") else kind)
+def _private_note(result, args) -> str:
+    """Which columns hold private data, and where they went."""
+    features = next(iter(result.values())).features if isinstance(result, datasets.DatasetDict) else result.features
+    private = private_columns(features, args.image_column)
+    what = {args.image_column: " (original images)", C.PRIVATE_CAPTION: ""}
+    named = ", ".join(name + what.get(name, " (not anonymized)") for name in private)
+    if args.format == "dataset":
+        return (
+            f"private columns: {named}; kept in {args.output}, your working copy "
+            f"(the safe images are in {C.SAFE_IMAGE}; `u2s publish` leaves the original images and private captions out)"
+        )
+    if args.include_private:
+        return (
+            f"private columns: {named}; written with --include-private: original images under "
+            f"{os.path.join(args.output, '[split/]' + ORIGINALS_FOLDER)}, {C.PRIVATE_CAPTION} in metadata.jsonl"
+        )
+    return f"private columns: {named}; not written (only safe images and public columns are in {args.output})"
 
 
 def _parse_setting(text: str):
