@@ -66,6 +66,8 @@ setup(
         "matplotlib",
         "rapidfuzz",
         "torchmetrics",
+        # lossless JPEG region edits: DCT coefficient I/O (MPL-2.0)
+        "jpeglib",
     ],
     extras_require={"test": ["pytest", "pytest-timeout"]},
     entry_points={"console_scripts": ["u2s=u2s_datasets.cli:main"]},
