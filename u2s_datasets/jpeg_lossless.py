@@ -75,7 +75,7 @@ def parse_layout(source: bytes) -> JpegLayout:
     """Walk the marker segments of ``source`` and check that it can be spliced."""
     if source[:2] != b"\xff\xd8":
         raise UnsupportedJpeg("not a JPEG stream (no start-of-image marker)")
-    pos, frame, progressive, icc, qtables = 2, None, False, [], set()
+    pos, frame, progressive, icc, qtables, adobe_transform = 2, None, False, [], set(), None
     while True:
         if pos + 4 > len(source) or source[pos] != 0xFF:
             raise UnsupportedJpeg(f"malformed JPEG marker structure at byte {pos}")
@@ -94,6 +94,8 @@ def parse_layout(source: bytes) -> JpegLayout:
             qtables |= _qtable_ids(body)
         elif marker == 0xE2 and body[:12] == b"ICC_PROFILE\x00":
             icc.append(segment)
+        elif marker == 0xEE and body[:5] == b"Adobe" and len(body) >= 12:
+            adobe_transform = body[11]  # 0: no colour transform (RGB or CMYK), 1: YCbCr, 2: YCCK
         elif marker in _SOF_SUPPORTED:
             frame, progressive = _frame(body), marker == 0xC2
         elif marker == 0xDA:
@@ -102,6 +104,8 @@ def parse_layout(source: bytes) -> JpegLayout:
     if frame is None:
         raise UnsupportedJpeg("JPEG has no frame header before its first scan")
     width, height, sampling, tables = frame
+    if len(sampling) == 3 and adobe_transform == 0:
+        raise UnsupportedJpeg("RGB-coded JPEG (Adobe header without colour transform)")
     missing = set(tables) - qtables
     if missing:
         raise UnsupportedJpeg(f"JPEG frame uses undefined quantisation table(s) {sorted(missing)}")
