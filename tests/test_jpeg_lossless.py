@@ -58,6 +58,8 @@ def astronaut(size=(301, 250)) -> Image.Image:
 # name -> (image, Pillow save options): real photos at several qualities and samplings, sizes not multiples of 16
 SOURCES = {
     "420_q85": lambda: (astronaut(), dict(quality=85, subsampling=2)),
+    "420_q70_optimized_restarts": lambda: (astronaut(), dict(quality=70, subsampling=2, optimize=True,
+                                                             restart_marker_rows=1)),
     "422_q92": lambda: (Image.fromarray(skimage.data.coffee()).resize((250, 171)), dict(quality=92, subsampling=1)),
     "444_q75": lambda: (Image.fromarray(skimage.data.chelsea()).resize((227, 150)), dict(quality=75, subsampling=0)),
     "gray_q90": lambda: (Image.fromarray(skimage.data.camera()).resize((203, 197)), dict(quality=90)),
@@ -83,13 +85,15 @@ def test_only_blocks_meeting_the_mask_change(name, tmp_path):
     reencoded = coefficients(jpeg_bytes(edited, qtables=Image.open(io.BytesIO(source)).quantization,
                                         subsampling=params.get("subsampling", 0)), tmp_path, "edited.jpg")
     touched = touched_blocks(parse_layout(source), mask)
+    partly = touched_blocks(parse_layout(source), (mask < 1).astype(np.float32))
     for old, new, target, blocks in zip(before, after, reencoded, touched):
         assert old.shape == new.shape == blocks.shape + (8, 8)
         assert 0 < blocks.mean() < 0.3
         assert np.array_equal(new[~blocks], old[~blocks])
         assert np.array_equal(new[blocks], target[blocks])
-        changed = (new != old).any(axis=(2, 3))
-        assert changed[blocks].mean() > 0.8
+    # Every luma block whose pixels are all fully inverted changed (inverted chroma can stay near grey).
+    inverted = touched[0] & ~partly[0]
+    assert inverted.any() and (after[0] != before[0]).any(axis=(2, 3))[inverted].all()
 
     # The blocks are the ones whose pixels meet the mask, and no further than one MCU away.
     area = touched_pixels(source, mask)

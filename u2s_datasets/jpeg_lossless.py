@@ -264,7 +264,8 @@ def edit_jpeg_region(source: bytes, edited: Image.Image, mask: np.ndarray) -> by
 def _splice(source: bytes, layout: JpegLayout, replacement) -> bytes:
     import jpeglib
 
-    jpeglib.version.set(LIBJPEG_VERSION)
+    if jpeglib.version.get() != LIBJPEG_VERSION:  # jpeglib's choice of libjpeg is process-wide
+        jpeglib.version.set(LIBJPEG_VERSION)
     with tempfile.TemporaryDirectory(prefix="u2s-jpeg-") as folder:
         source_path, crop_path, out_path = (os.path.join(folder, n) for n in ("source.jpg", "crop.jpg", "out.jpg"))
         with open(source_path, "wb") as f:
