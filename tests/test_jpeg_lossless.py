@@ -63,7 +63,8 @@ SOURCES = {
     "422_q92": lambda: (Image.fromarray(skimage.data.coffee()).resize((250, 171)), dict(quality=92, subsampling=1)),
     "444_q75": lambda: (Image.fromarray(skimage.data.chelsea()).resize((227, 150)), dict(quality=75, subsampling=0)),
     "gray_q90": lambda: (Image.fromarray(skimage.data.camera()).resize((203, 197)), dict(quality=90)),
-    "progressive_420_q80": lambda: (sample_images()["grace_hopper"].convert("RGB").resize((230, 290)), dict(quality=80, subsampling=2, progressive=True)),
+    "progressive_420_q80": lambda: (sample_images()["grace_hopper"].convert("RGB").resize((230, 290)),
+                                    dict(quality=80, subsampling=2, progressive=True)),
 }
 
 

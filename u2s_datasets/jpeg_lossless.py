@@ -26,6 +26,7 @@ import io
 import os
 import struct
 import tempfile
+import warnings
 from dataclasses import dataclass
 from typing import List, Tuple
 
@@ -131,6 +132,8 @@ def _frame(body: bytes):
         raise UnsupportedJpeg("JPEG frame height is set later in the stream (DNL), or is 0")
     if count not in (1, 3):
         raise UnsupportedJpeg(f"{count}-component JPEG (CMYK/YCCK are not supported)")
+    if len(body) < 6 + 3 * count:
+        raise UnsupportedJpeg("truncated JPEG frame header")
     components = [body[6 + 3 * i : 9 + 3 * i] for i in range(count)]
     sampling = [(c[1] >> 4, c[1] & 0x0F) for c in components]
     tables = [c[2] for c in components]
@@ -203,7 +206,9 @@ def _check_inputs(source: bytes, edited: Image.Image, mask: np.ndarray, layout: 
         decoded = Image.open(io.BytesIO(source))
         if _orientation(decoded) not in (None, 1):
             raise UnsupportedJpeg("EXIF-rotated JPEG: the decoded pixels are not the stored ones")
-        decoded.load()
+        with warnings.catch_warnings():  # the caller has already accepted the image's size
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            decoded.load()
     except UnsupportedJpeg:
         raise
     except Exception as e:  # noqa: BLE001 - any decoder complaint means libjpeg may reject it too
