@@ -2,11 +2,11 @@
 
 import sys
 
-from . import modules_cache, register
+from . import register
 
 written = register()
 if not written:
-    sys.exit(f"no absolute evaluate module cache (HF_HOME, HF_MODULES_CACHE or XDG_CACHE_HOME is empty or relative; "
-             f"resolved: {modules_cache()}); nothing registered")
+    sys.exit("nothing registered: HF_HOME, HF_MODULES_CACHE or XDG_CACHE_HOME is empty or relative, "
+             "so evaluate's module cache has no absolute path")
 for script in written:
     print(script)
