@@ -9,8 +9,10 @@ STARTUP_HOOK = "metrics/u2s_datasets_metrics.pth"
 class BuildPyWithStartupHook(build_py):
     """Also installs u2s_datasets_metrics.pth next to the packages, in wheels and editable installs.
 
-    Python runs it at start-up; it registers the metric scripts in evaluate's module cache so
-    that ``evaluate.load("u2s/<name>")`` works without the Hub (see docs/evaluation.md).
+    Python runs it at start-up; it registers a loader per metric in evaluate's module cache so
+    that ``evaluate.load("u2s/<name>")`` works offline (see docs/evaluation.md); each loader
+    imports the loading environment's own script, and nothing is written without an absolute
+    cache path.
     """
 
     def run(self):
@@ -66,6 +68,8 @@ setup(
         "matplotlib",
         "rapidfuzz",
         "torchmetrics",
+        # lossless JPEG region edits: DCT coefficient I/O (MPL-2.0)
+        "jpeglib",
     ],
     extras_require={"test": ["pytest", "pytest-timeout"]},
     entry_points={"console_scripts": ["u2s=u2s_datasets.cli:main"]},

@@ -43,22 +43,135 @@ def test_metric_edge_errors(tmp_path):
         privacy.compute(predictions=[face], references=[face], colour="red")
 
 
-def test_register_writes_into_evaluates_module_cache(tmp_path):
-    sys.path.insert(0, REPO)
-    try:
-        import importlib
+def metrics_package():
+    """The checkout's ``metrics/`` folder as a module (the installed name may point at another checkout)."""
+    import importlib.util
 
-        hook = importlib.import_module("metrics")
-    finally:
-        sys.path.remove(REPO)
+    spec = importlib.util.spec_from_file_location("checkout_metrics", os.path.join(REPO, "metrics", "__init__.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def install(folder, label: str = None) -> str:
+    """A folder that imports as an install of this checkout's metrics: ``u2s_datasets_metrics`` inside.
+
+    With ``label``, a copy whose privacy script carries ``INSTALL = label``; otherwise a link to ``metrics/``."""
+    import shutil
+
+    os.makedirs(folder, exist_ok=True)
+    package = os.path.join(folder, "u2s_datasets_metrics")
+    if label is None:
+        os.symlink(os.path.join(REPO, "metrics"), package)
+    else:
+        shutil.copytree(os.path.join(REPO, "metrics"), package, ignore=shutil.ignore_patterns("__pycache__"))
+        with open(os.path.join(package, "privacy", "privacy.py"), "a") as f:
+            f.write(f"\nINSTALL = {label!r}\n")
+    return str(folder)
+
+
+def run_python(code: str, cwd, site: str, **env_vars) -> str:
+    """A fresh interpreter whose ``u2s_datasets_metrics`` is the one in ``site``; its start-up hook runs too."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(cwd), "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join([site, REPO])}
+    env.update(env_vars)
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=str(cwd), capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_register_writes_loaders_into_evaluates_module_cache(tmp_path):
+    hook = metrics_package()
     written = hook.register(str(tmp_path))
     assert [os.path.basename(p) for p in written] == [f"{n}.py" for n in NAMES]
     for name, script in zip(NAMES, written):
         hash_dir = os.path.basename(os.path.dirname(script))
         assert len(hash_dir) == 64 and os.path.dirname(os.path.dirname(script)).endswith(f"u2s--{name}")
-        with open(script) as copied, open(os.path.join(REPO, "metrics", name, f"{name}.py")) as original:
-            assert copied.read() == original.read()
+        with open(script) as loader:
+            code = loader.read()
+        # The entry holds no script: it imports the loading Python's own install of it.
+        assert f"from u2s_datasets_metrics.{name}.{name} import {name.capitalize()}" in code
+        assert "def " not in code and "class " not in code
     assert hook.register(str(tmp_path)) == written  # idempotent
+    with pytest.raises(ValueError, match="absolute"):
+        hook.register("relative/cache")
+
+
+def test_register_repairs_planted_entries(tmp_path):
+    hook = metrics_package()
+    loader = hook.register(str(tmp_path))[0]
+    folder = os.path.dirname(os.path.dirname(loader))
+    # A tampered loader, a newer foreign entry dated in the future, and a loader replaced by a symlink.
+    with open(loader, "w") as f:
+        f.write("import os  # planted\n")
+    planted = os.path.join(folder, "f" * 64, "privacy.py")
+    os.makedirs(os.path.dirname(planted))
+    with open(planted, "w") as f:
+        f.write("planted = True\n")
+    os.utime(planted, (4e9, 4e9))
+    hook.register(str(tmp_path))
+    with open(loader, "rb") as f:
+        assert f.read() == hook.loader_source("privacy")
+    assert os.stat(loader).st_mtime > os.stat(planted).st_mtime
+
+    outside = tmp_path / "outside.py"
+    outside.write_text("kept\n")
+    os.remove(loader)
+    os.symlink(outside, loader)
+    hook.register(str(tmp_path))
+    assert not os.path.islink(loader) and outside.read_text() == "kept\n"
+
+
+@pytest.mark.parametrize("variables", [
+    {"HF_HOME": ""},
+    {"HF_HOME": "relative/hf"},
+    {"HF_MODULES_CACHE": ""},
+    {"XDG_CACHE_HOME": "cache"},
+], ids=["empty HF_HOME", "relative HF_HOME", "empty HF_MODULES_CACHE", "relative XDG_CACHE_HOME"])
+def test_startup_hook_writes_nothing_without_an_absolute_cache(variables, tmp_path, monkeypatch):
+    hook = metrics_package()
+    for name in ("HF_HOME", "HF_MODULES_CACHE", "XDG_CACHE_HOME", "HOME"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    assert hook.modules_cache() is None and hook.register() == []
+    assert os.listdir(tmp_path) == []
+
+
+def test_startup_hook_in_a_fresh_process_stays_out_of_the_working_directory(tmp_path):
+    site = install(tmp_path / "site")
+    code = "import u2s_datasets_metrics as m; print(m.__file__); m.register_at_startup()"
+    for value in ("", "relative/hf"):
+        cwd = tmp_path / f"cwd{len(value)}"
+        cwd.mkdir()
+        printed = run_python(code, cwd, site, HF_HOME=value)
+        assert printed.startswith(site) and os.listdir(cwd) == []
+    # The same process with an absolute HF_HOME does register: the hook ran above, and chose to do nothing.
+    run_python(code, tmp_path, site, HF_HOME=str(tmp_path / "hf"))
+    assert sorted(os.listdir(tmp_path / "hf" / "modules" / "evaluate_modules" / "metrics")) == sorted(
+        ["__init__.py"] + [f"u2s--{n}" for n in NAMES])
+
+
+def test_two_installs_sharing_a_cache_each_run_their_own_script(tmp_path):
+    """Install B starts a Python while install A's is running; A still loads A's script, offline,
+    by u2s id and by load_metric."""
+    first, second = install(tmp_path / "a", "A"), install(tmp_path / "b", "B")
+    shared = {"HF_HOME": str(tmp_path / "hf"), "HF_EVALUATE_OFFLINE": "1"}
+    code = textwrap.dedent("""
+        import os, subprocess, sys
+        import evaluate
+        import u2s_datasets
+        other = dict(os.environ, PYTHONPATH=os.environ["OTHER_SITE"])
+        subprocess.run([sys.executable, "-c", "pass"], env=other, check=True)  # B's start-up hook runs last
+        by_id, by_path = evaluate.load("u2s/privacy"), u2s_datasets.load_metric("privacy")
+        for module in (by_id, by_path):
+            print(sys.modules[type(module).__module__].INSTALL, sys.modules[type(module).__module__].__file__)
+    """)
+    lines = run_python(code, tmp_path, first, OTHER_SITE=second, **shared).strip().splitlines()[-2:]
+    assert [line.split()[0] for line in lines] == ["A", "A"]
+    assert lines[0].split()[1].startswith(first)  # the install's own script, not a copy in the shared cache
 
 
 def test_u2s_ids_load_offline_in_a_fresh_process_after_pip_install(tmp_path):
@@ -74,13 +187,16 @@ def test_u2s_ids_load_offline_in_a_fresh_process_after_pip_install(tmp_path):
         f.write("\n".join(current) + "\n")
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "HF_HOME": str(tmp_path / "hf"),
            "HF_HUB_OFFLINE": "1", "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--ignore-installed",
-                    "-e", REPO], check=True, env=env, cwd=str(tmp_path))
+    # --use-pep517: without it, pip takes setuptools' legacy develop route whenever `wheel` is installed,
+    # and that route builds in an isolated environment it cannot fill offline.
+    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--use-pep517",
+                    "--ignore-installed", "-e", REPO], check=True, env=env, cwd=str(tmp_path))
     script = textwrap.dedent("""
         import sys
         import evaluate
         assert "u2s_datasets" not in sys.modules
         modules = [evaluate.load("u2s/" + name) for name in ("privacy", "quality", "cheating", "utility")]
+        print(sys.modules[type(modules[0]).__module__].__file__)
         print(",".join(type(m).__name__ for m in modules))
         import skimage.data
         face = skimage.data.astronaut()
@@ -88,8 +204,9 @@ def test_u2s_ids_load_offline_in_a_fresh_process_after_pip_install(tmp_path):
     """)
     done = subprocess.run([python, "-c", script], env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    names, ssim = done.stdout.strip().splitlines()[-2:]
+    script, names, ssim = done.stdout.strip().splitlines()[-3:]
     assert names == "Privacy,Quality,Cheating,Utility"
+    assert script == os.path.join(REPO, "metrics", "privacy", "privacy.py")  # the install's own, through the loader
     assert float(ssim) == pytest.approx(1.0)
 
 

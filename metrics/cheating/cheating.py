@@ -33,7 +33,7 @@ Returns:
     ssim, psnr, phash_distance, clip_image_similarity, changed_outside_regions, lpips,
     lpips_status, `per_image` lists, and `models` (id + revision).
 Examples:
-    >>> cheating = evaluate.load("u2s/cheating")
+    >>> cheating = u2s_datasets.load_metric("cheating")  # not evaluate.load("u2s/cheating"): that asks the Hub first
     >>> cheating.compute(predictions=safe, references=originals, clip=False)["ssim"]
 """
 

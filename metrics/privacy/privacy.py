@@ -29,7 +29,7 @@ Returns:
     reidentification_rate, text_similarity, text_token_recall, demographics, vlm_score),
     `per_image` lists for plots, and `models` naming every model used (id + revision).
 Examples:
-    >>> privacy = evaluate.load("u2s/privacy")
+    >>> privacy = u2s_datasets.load_metric("privacy")  # not evaluate.load("u2s/privacy"): that asks the Hub first
     >>> results = privacy.compute(predictions=safe_images, references=original_images)
     >>> results["face_similarity"], results["text_similarity"]
 """

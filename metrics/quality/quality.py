@@ -32,7 +32,7 @@ Returns:
     clip_score, original_clip_score, directional_similarity, fid, kid_mean, kid_std,
     `per_image` lists, and `models` (id + revision).
 Examples:
-    >>> quality = evaluate.load("u2s/quality")
+    >>> quality = u2s_datasets.load_metric("quality")  # not evaluate.load("u2s/quality"): that asks the Hub first
     >>> quality.compute(predictions=safe, references=originals, captions=public_captions)["clip_score"]
 """
 

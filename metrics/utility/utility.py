@@ -22,7 +22,7 @@ Returns:
     safe_accuracy, raw_accuracy, accuracy_ratio, chance_accuracy, n_train, n_test,
     n_classes, `per_image` (test rows), and `models` (id + revision).
 Examples:
-    >>> utility = evaluate.load("u2s/utility")
+    >>> utility = u2s_datasets.load_metric("utility")  # not evaluate.load("u2s/utility"): that asks the Hub first
     >>> utility.compute(predictions=safe_train, references=raw_train, labels=train_labels,
     ...                 test_images=test_images, test_labels=test_labels)["accuracy_ratio"]
 """
