@@ -64,7 +64,8 @@ def transform():
 @pytest.fixture(scope="module")
 def mapped(source, transform):
     # datasets would decode (and choke on) the corrupt image itself; the transform takes the raw bytes
-    ds = source.cast_column("image", ImageFeature(decode=False)).map(transform, batched=True, batch_size=8)
+    raw = source.cast_column("image", ImageFeature(decode=False))
+    ds = raw.map(transform, batched=True, batch_size=8, features=transform.features(raw.features))
     statuses = ds[C.STATUS]
     assert statuses[-1].startswith(C.STATUS_ERROR_PREFIX) and all(not C.is_error(s) for s in statuses[:-1])
     assert sum(ds[C.IS_PRIVATE][:-1]) >= 3  # faces in astronaut/camera, text on page
@@ -80,7 +81,7 @@ def clean(mapped):
 def staged(clean, transform, tmp_path_factory):
     folder = tmp_path_factory.mktemp("publish") / "staging"
     result = push_safe_dataset(
-        clean, "org/photos-safe", dry_run=folder, transform=transform, license="cc-by-4.0", source_dataset="org/photos",
+        clean, "org/photos-safe", allow_text_columns=True, dry_run=folder, transform=transform, license="cc-by-4.0", source_dataset="org/photos",
         task_categories=["image-classification"], metrics=METRICS, gated="manual",
     )
     return folder, result
@@ -239,14 +240,14 @@ def test_provenance_matches_the_config_and_the_data(staged, transform, clean):
 
 def test_failed_rows_are_refused_by_default(mapped, tmp_path):
     with pytest.raises(ValueError, match=r"1 of 6 rows of split 'train' failed anonymization \(first: row 5") as error:
-        push_safe_dataset(mapped, "org/photos-safe", dry_run=tmp_path / "out")
+        push_safe_dataset(mapped, "org/photos-safe", allow_text_columns=True, dry_run=tmp_path / "out")
     assert "drop_failed=True" in str(error.value)
     assert not any((tmp_path / "out").rglob("*.parquet"))
 
 
 def test_failed_rows_are_dropped_and_counted_when_asked(mapped, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="u2s_datasets.hub"):
-        result = push_safe_dataset(mapped, "org/photos-safe", dry_run=tmp_path / "out", drop_failed=True)
+        result = push_safe_dataset(mapped, "org/photos-safe", allow_text_columns=True, dry_run=tmp_path / "out", drop_failed=True)
     assert "Dropping 1 of 6 rows" in caplog.text
     rows = _parquet_rows(tmp_path / "out")
     assert [row["label"] for row in rows] == list(PHOTOS)
@@ -259,7 +260,7 @@ def test_failed_rows_are_dropped_and_counted_when_asked(mapped, tmp_path, caplog
 
 def test_keeping_private_columns_warns_and_keeps_them(clean, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="u2s_datasets.hub"):
-        push_safe_dataset(clean, "org/photos-safe", dry_run=tmp_path / "out", keep_columns=["private_caption", "image"])
+        push_safe_dataset(clean, "org/photos-safe", allow_text_columns=True, dry_run=tmp_path / "out", keep_columns=["private_caption", "image"])
     assert "Keeping column 'private_caption'" in caplog.text
     assert "Keeping column 'image'" in caplog.text and "ORIGINAL, un-anonymized" in caplog.text
     row = _parquet_rows(tmp_path / "out")[0]
@@ -272,12 +273,12 @@ def test_unanonymized_image_columns_are_refused(clean, tmp_path):
     with_thumbs = clean.add_column("thumbnail", clean.cast_column(C.SAFE_IMAGE, ImageFeature(decode=False))[C.SAFE_IMAGE])
     with_thumbs = with_thumbs.cast_column("thumbnail", ImageFeature())
     with pytest.raises(ValueError, match="thumbnail"):
-        push_safe_dataset(with_thumbs, "org/photos-safe", dry_run=tmp_path / "out", image_column="image")
+        push_safe_dataset(with_thumbs, "org/photos-safe", allow_text_columns=True, dry_run=tmp_path / "out", image_column="image")
 
 
 def test_dataset_dict_publishes_every_split_as_webp(clean, transform, tmp_path):
     splits = DatasetDict({"train": clean.select(range(3)), "test": clean.select(range(3, 5))})
-    result = push_safe_dataset(splits, "org/photos-safe", dry_run=tmp_path / "out", transform=transform, image_format="webp")
+    result = push_safe_dataset(splits, "org/photos-safe", allow_text_columns=True, dry_run=tmp_path / "out", transform=transform, image_format="webp")
     assert result.files == ["data/train-00000-of-00001.parquet", "data/test-00000-of-00001.parquet", "provenance.json", "README.md"]
     loaded = load_dataset(str(tmp_path / "out"))
     assert {name: len(split) for name, split in loaded.items()} == {"train": 3, "test": 2}
@@ -444,7 +445,7 @@ def _commit_paths(request) -> tuple:
 
 def test_upload_is_private_gated_and_puts_the_card_last(hub, clean, transform, caplog):
     with caplog.at_level(logging.DEBUG):
-        result = push_safe_dataset(clean, "org/photos-safe", transform=transform, gated="auto", license="cc-by-4.0",
+        result = push_safe_dataset(clean, "org/photos-safe", allow_text_columns=True, transform=transform, gated="auto", license="cc-by-4.0",
                                    endpoint=hub.url)
     create = hub.calls("POST", "/api/repos/create")
     assert len(create) == 1 and create[0]["body"]["visibility"] == "private" and create[0]["body"]["type"] == "dataset"
@@ -477,7 +478,7 @@ def test_upload_is_private_gated_and_puts_the_card_last(hub, clean, transform, c
 def test_a_failed_data_commit_leaves_no_card(hub, clean, transform, caplog):
     hub.fail_commit_containing = ".parquet"
     with caplog.at_level(logging.DEBUG), pytest.raises(PublishError) as error:
-        push_safe_dataset(clean, "org/photos-safe", transform=transform, endpoint=hub.url)
+        push_safe_dataset(clean, "org/photos-safe", allow_text_columns=True, transform=transform, endpoint=hub.url)
     message = str(error.value)
     assert "committing the data" in message and "card was not uploaded" in message and "does not claim" in message
     assert TOKEN not in message and TOKEN not in caplog.text
@@ -490,7 +491,7 @@ def test_republishing_removes_the_old_card_and_stale_shards_with_the_new_data(hu
     hub.repos["org/photos-safe"] = {"private": True, "gated": False, "files": {
         ".gitattributes": b"", "README.md": b"---\nlicense: mit\n---\nold", "data/train-00000-of-00002.parquet": b"old",
         "data/train-00001-of-00002.parquet": b"old"}}
-    push_safe_dataset(clean, "org/photos-safe", transform=transform, endpoint=hub.url)
+    push_safe_dataset(clean, "org/photos-safe", allow_text_columns=True, transform=transform, endpoint=hub.url)
     first = hub.commits()[0]
     added, deleted = _commit_paths(first)
     assert "README.md" in deleted and "README.md" not in added
@@ -503,7 +504,7 @@ def test_republishing_removes_the_old_card_and_stale_shards_with_the_new_data(hu
 def test_an_existing_public_repo_is_not_published_into_as_private(hub, clean):
     hub.repos["org/photos-safe"] = {"private": False, "gated": False, "files": {".gitattributes": b""}}
     with pytest.raises(PublishError, match="already exists and is public"):
-        push_safe_dataset(clean, "org/photos-safe", endpoint=hub.url)
+        push_safe_dataset(clean, "org/photos-safe", allow_text_columns=True, endpoint=hub.url)
     assert not hub.commits()
 
 
@@ -531,7 +532,7 @@ def _u2s(monkeypatch, *argv) -> int:
 
 
 def test_cli_dry_run_reads_the_saved_config(saved, transform, tmp_path, monkeypatch, capsys):
-    assert _u2s(monkeypatch, saved, "org/photos-safe", "--dry-run", tmp_path / "stage", "--image-format", "webp",
+    assert _u2s(monkeypatch, saved, "org/photos-safe", "--allow-text-columns", "--dry-run", tmp_path / "stage", "--image-format", "webp",
                 "--license", "cc-by-4.0") == 0
     assert "Dry run: staged 3 files" in capsys.readouterr().out
     provenance = json.loads((tmp_path / "stage" / "provenance.json").read_text())
@@ -543,14 +544,14 @@ def test_cli_dry_run_reads_the_saved_config(saved, transform, tmp_path, monkeypa
 
 def test_cli_without_a_saved_config_says_what_is_unknown(saved, tmp_path, monkeypatch):
     (saved / "u2s_config.json").unlink()
-    assert _u2s(monkeypatch, saved, "org/photos-safe", "--dry-run", tmp_path / "stage") == 0
+    assert _u2s(monkeypatch, saved, "org/photos-safe", "--allow-text-columns", "--dry-run", tmp_path / "stage") == 0
     assert "**Not recorded.**" in (tmp_path / "stage" / "README.md").read_text()
     assert json.loads((tmp_path / "stage" / "provenance.json").read_text())["anonymization"]["known"] is False
 
 
 def test_cli_uploads_through_hf_endpoint_with_the_token_from_the_environment(hub, saved, monkeypatch, capsys):
     monkeypatch.setattr(constants, "ENDPOINT", hub.url)  # what HF_ENDPOINT sets when huggingface_hub is imported
-    assert _u2s(monkeypatch, saved, "org/photos-safe", "--public", "--gated", "manual") == 0
+    assert _u2s(monkeypatch, saved, "org/photos-safe", "--allow-text-columns", "--public", "--gated", "manual") == 0
     out = capsys.readouterr()
     assert "Published org/photos-safe (public)" in out.out
     assert TOKEN not in out.out + out.err
@@ -562,7 +563,7 @@ def test_cli_uploads_through_hf_endpoint_with_the_token_from_the_environment(hub
 def test_cli_reports_a_failed_upload_as_an_error(hub, saved, monkeypatch, capsys):
     monkeypatch.setattr(constants, "ENDPOINT", hub.url)
     hub.fail_commit_containing = "provenance.json"
-    assert _u2s(monkeypatch, saved, "org/photos-safe") == 1
+    assert _u2s(monkeypatch, saved, "org/photos-safe", "--allow-text-columns") == 1
     err = capsys.readouterr().err
     assert "u2s publish: error:" in err and "card was not uploaded" in err
     assert "README.md" not in hub.repos["org/photos-safe"]["files"]
@@ -590,7 +591,7 @@ def test_image_paths_never_reach_the_parquet(clean, tmp_path):
     # a path can carry a private file name (/home/alice/...); only bytes are published
     with_paths = clean.cast_column(C.SAFE_IMAGE, ImageFeature(decode=False)).map(
         lambda row: {C.SAFE_IMAGE: {"bytes": row[C.SAFE_IMAGE]["bytes"], "path": "/home/alice/holiday.jpg"}})
-    push_safe_dataset(with_paths, "org/photos-safe", dry_run=tmp_path / "out")
+    push_safe_dataset(with_paths, "org/photos-safe", allow_text_columns=True, dry_run=tmp_path / "out")
     assert all(row["image"]["path"] is None for row in _parquet_rows(tmp_path / "out"))
     assert all(b"/home/alice" not in content for content in _staged_files(tmp_path / "out").values())
 
@@ -602,7 +603,7 @@ def test_file_names_and_paths_are_dropped_unless_kept(clean, tmp_path, caplog):
              .add_column("source", [f"/home/alice/photos/{i}" for i in range(n)])
              .add_column("note", ["a photo from the archive"] * n))
     with caplog.at_level(logging.WARNING, logger="u2s_datasets.hub"):
-        push_safe_dataset(leaky, "org/photos-safe", dry_run=tmp_path / "out")
+        push_safe_dataset(leaky, "org/photos-safe", allow_text_columns=True, dry_run=tmp_path / "out")
     assert "'file_name', 'source'" in caplog.text
     row = _parquet_rows(tmp_path / "out")[0]
     assert "file_name" not in row and "source" not in row and row["note"] == "a photo from the archive"
@@ -610,7 +611,7 @@ def test_file_names_and_paths_are_dropped_unless_kept(clean, tmp_path, caplog):
     assert json.loads((tmp_path / "out" / "provenance.json").read_text())["publishing"]["dropped_columns"] == [
         "image", "private_caption", "file_name", "source"]
 
-    push_safe_dataset(leaky, "org/photos-safe", dry_run=tmp_path / "kept", keep_columns=["file_name"])
+    push_safe_dataset(leaky, "org/photos-safe", allow_text_columns=True, dry_run=tmp_path / "kept", keep_columns=["file_name"])
     assert _parquet_rows(tmp_path / "kept")[0]["file_name"] == "alice_smith/home_address_0.jpg"
 
 
@@ -628,9 +629,9 @@ def large_safe_image(clean):
 
 def test_publishing_reads_safe_images_under_the_runs_own_pixel_limit(large_safe_image, tmp_path):
     raised = {"config": resolve_config("local", max_image_pixels=100_000_000).to_dict(), "image_column": "image"}
-    push_safe_dataset(large_safe_image, "org/photos-safe", dry_run=tmp_path / "raised", transform=raised)
+    push_safe_dataset(large_safe_image, "org/photos-safe", allow_text_columns=True, dry_run=tmp_path / "raised", transform=raised)
     published = Image.open(io.BytesIO(_parquet_rows(tmp_path / "raised")[0]["image"]["bytes"]))
     assert published.size == (10_000, 9_000)
     default = {"config": resolve_config("local").to_dict(), "image_column": "image"}
     with pytest.raises(ValueError, match="row 0.*decompression limit"):
-        push_safe_dataset(large_safe_image, "org/photos-safe", dry_run=tmp_path / "default", transform=default)
+        push_safe_dataset(large_safe_image, "org/photos-safe", allow_text_columns=True, dry_run=tmp_path / "default", transform=default)

@@ -1,0 +1,249 @@
+"""What each column of a dataset holds, as far as publishing is concerned.
+
+Every value is looked at, nested ones included (structs, lists, sequences): a publishing
+check that samples can let the one leaking row through. Findings are per column with the
+nested field that holds them (``meta.links[]``).
+"""
+
+import io
+from dataclasses import dataclass, field
+from typing import Iterable, Optional
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from PIL import Image as PILImage
+
+BATCH_ROWS = 1000
+
+URL = r"(?i)(?:\b[a-z][a-z0-9+.\-]*://|\bwww\.[a-z0-9\-]+\.[a-z]|\bdata:[a-z]+/[a-z0-9.+\-]+[;,])"
+# A whole value that is a file name or path: IMG_0001.jpg, a/b.png, alice smith/home.jpg, /home/..., C:\..., \\server\...
+PATH = (r"^(?:[^\s]+\.[A-Za-z][A-Za-z0-9]{1,4}|.*[/\\].*\.[A-Za-z][A-Za-z0-9]{1,4}"
+        r"|(?:/|~/|\./|\.\./|[A-Za-z]:[\\/]|\\\\|file:).*)$")
+EMAIL = r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
+PHONE = r"(?:^|[^\w])(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{2,4}\)[\s.\-]?|\d{2,4}[\s.\-])\d{3,4}[\s.\-]?\d{3,4}(?:$|[^\w])"
+NAME = r"\b[A-Z][a-z]+ (?:[A-Z]\. )?[A-Z][a-z]+\b"  # two capitalised words: how people's names look in text
+PATH_MAX_CHARS = 4096
+
+
+@dataclass
+class PathFinding:
+    column: str
+    field: str  # where in the column, e.g. "meta.source" or "links[]"
+    paths: int = 0  # values that are file names or paths
+    urls: int = 0  # values that hold a URL
+
+
+@dataclass
+class TextFinding:
+    """A text field that goes out as it is: what the user is asked to acknowledge."""
+
+    column: str
+    field: str
+    kind: str  # "text" | "class names"
+    values: int = 0  # non-empty values
+    distinct: int = 0  # capped at DISTINCT_CAP
+    lengths: list = field(default_factory=list)  # characters: min, median, max
+    emails: int = 0
+    phones: int = 0
+    names: int = 0  # values holding two capitalised words in a row
+    examples: list = field(default_factory=list)  # class names only: they are public in the card's features anyway
+
+    def describe(self) -> str:
+        where = self.field if self.field == self.column else f"{self.field} (in column {self.column!r})"
+        if self.kind == "class names":
+            shown = ", ".join(repr(n) for n in self.examples[:8]) + (", ..." if self.values > 8 else "")
+            found = f"{self.values} class names: {shown}"
+        else:
+            low, mid, high = self.lengths or (0, 0, 0)
+            found = f"{self.values} values, {self.distinct}{'+' if self.distinct >= DISTINCT_CAP else ''} distinct, {low}/{mid}/{high} characters (min/median/max)"
+        flags = [f"{n} {what}" for n, what in ((self.emails, "with an e-mail address"), (self.phones, "with a phone number"),
+                                                 (self.names, "with name-like words")) if n]
+        return f"{where}: {self.kind}; {found}" + (f"; {', '.join(flags)}" if flags else "")
+
+
+DISTINCT_CAP = 10_000
+
+
+@dataclass
+class ColumnAudit:
+    media: dict = field(default_factory=dict)  # column -> [(field, what)]
+    paths: list = field(default_factory=list)  # PathFinding
+    text: list = field(default_factory=list)  # TextFinding
+
+    def path_columns(self) -> list:
+        return list(dict.fromkeys(f.column for f in self.paths))
+
+
+def audit_columns(ds, columns: Iterable[str]) -> ColumnAudit:
+    """Media, paths and URLs, and free text in ``columns`` of ``ds``, over every row."""
+    columns = [c for c in columns if c in ds.column_names]
+    audit = ColumnAudit()
+    if not columns:
+        return audit
+    features = ds.features
+    text, paths, binaries = {}, {}, {}
+    for column in columns:  # declared media needs no data
+        for where, feature in _media_fields(features[column], column):
+            audit.media.setdefault(column, []).append((where, type(feature).__name__))
+        for where, feature in _class_label_fields(features[column], column):
+            names = list(feature.names)
+            finding = text.setdefault((column, where), TextFinding(column, where, "class names"))
+            finding.values = finding.distinct = len(names)
+            finding.examples = names
+            _count_patterns(finding, pa.array(names, pa.string()))
+            finding.lengths = _length_summary(np.array([len(n) for n in names]))
+    scanned = [c for c in columns if c not in audit.media]
+    lengths = {}
+    distinct = {}
+    if scanned:
+        table_batches = ds.select_columns(scanned).with_format("arrow").iter(batch_size=BATCH_ROWS)
+        for batch in table_batches:
+            for column in scanned:
+                for chunk in _chunks(batch.column(column)):
+                    for where, kind, array in _leaves(features[column], chunk, column):
+                        if kind == "binary":
+                            if column not in binaries and _holds_image_bytes(array):
+                                binaries[column] = where
+                            continue
+                        _scan_strings(column, where, array, paths, text, lengths, distinct)
+    for column, where in binaries.items():
+        audit.media.setdefault(column, []).append((where, "binary image data"))
+    for key, finding in text.items():
+        if finding.kind == "text":
+            finding.lengths = _length_summary(np.concatenate(lengths[key]) if lengths.get(key) else np.zeros(0, int))
+            finding.distinct = len(distinct[key])
+    audit.paths = [f for f in paths.values() if f.paths or f.urls]
+    path_fields = {(f.column, f.field) for f in audit.paths}
+    audit.text = [f for key, f in text.items() if key not in path_fields and f.column not in audit.media and f.values]
+    return audit
+
+
+# ----------------------------------------------------------------------------- walking features and arrow data
+
+def _media_types() -> tuple:
+    import datasets
+
+    return tuple(getattr(datasets, name) for name in ("Image", "Audio", "Video", "Pdf", "Nifti") if hasattr(datasets, name))
+
+
+def _children(feature, where: str):
+    """(sub-feature, where) below a struct or list feature."""
+    from datasets import LargeList, List
+
+    if isinstance(feature, dict):
+        return [(sub, f"{where}.{name}") for name, sub in feature.items()]
+    if isinstance(feature, (List, LargeList)) or hasattr(feature, "feature"):
+        return [(feature.feature, f"{where}[]")]
+    return []
+
+
+def _media_fields(feature, where: str) -> list:
+    if isinstance(feature, _media_types()):
+        return [(where, feature)]
+    return [found for sub, sub_where in _children(feature, where) for found in _media_fields(sub, sub_where)]
+
+
+def _class_label_fields(feature, where: str) -> list:
+    from datasets import ClassLabel
+
+    if isinstance(feature, ClassLabel):
+        return [(where, feature)]
+    return [found for sub, sub_where in _children(feature, where) for found in _class_label_fields(sub, sub_where)]
+
+
+def _chunks(column):
+    return column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+
+
+def _leaves(feature, array: pa.Array, where: str):
+    """(where, "string" | "binary", array) for every string or binary leaf, struct fields and list items included."""
+    from datasets import ClassLabel
+
+    if isinstance(feature, ClassLabel):
+        return  # integer ids; the names were looked at from the feature
+    kind = array.type
+    if pa.types.is_dictionary(kind):
+        yield from _leaves(feature, array.dictionary_decode(), where)
+    elif pa.types.is_struct(kind):
+        subs = feature if isinstance(feature, dict) else {}
+        for index in range(kind.num_fields):
+            name = kind.field(index).name
+            yield from _leaves(subs.get(name), array.field(index), f"{where}.{name}")
+    elif pa.types.is_map(kind):
+        yield from _leaves(None, array.keys, f"{where}{{key}}")
+        yield from _leaves(None, array.items, f"{where}{{value}}")
+    elif pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind) or pa.types.is_list_view(kind):
+        yield from _leaves(getattr(feature, "feature", None), array.flatten(), f"{where}[]")
+    elif pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        yield where, "string", array
+    elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind) or pa.types.is_binary_view(kind):
+        yield where, "binary", array
+
+
+def _holds_image_bytes(array: pa.Array) -> bool:
+    for value in array.to_pylist():
+        if value and _is_image(value):
+            return True
+    return False
+
+
+def _is_image(data: bytes) -> bool:
+    try:
+        with PILImage.open(io.BytesIO(data)) as image:
+            return image.size[0] > 0
+    except Exception:
+        return False
+
+
+def _scan_strings(column, where, array, paths, text, lengths, distinct):
+    array = array.cast(pa.large_string()) if not pa.types.is_large_string(array.type) else array
+    array = pc.drop_null(array)
+    trimmed = pc.utf8_trim_whitespace(array)
+    non_empty = pc.filter(array, pc.greater(pc.utf8_length(trimmed), 0))
+    if len(non_empty) == 0:
+        return
+    key = (column, where)
+    single_line = pc.and_(pc.invert(pc.match_substring(trimmed, "\n")), pc.less_equal(pc.utf8_length(trimmed), PATH_MAX_CHARS))
+    is_path = pc.and_(single_line, pc.match_substring_regex(trimmed, PATH))
+    has_url = pc.match_substring_regex(array, URL)
+    finding = paths.setdefault(key, PathFinding(column, where))
+    finding.paths += pc.sum(is_path).as_py() or 0
+    finding.urls += pc.sum(has_url).as_py() or 0
+
+    text_finding = text.setdefault(key, TextFinding(column, where, "text"))
+    text_finding.values += len(non_empty)
+    _count_patterns(text_finding, non_empty)
+    lengths.setdefault(key, []).append(pc.utf8_length(non_empty).to_numpy(zero_copy_only=False))
+    seen = distinct.setdefault(key, set())
+    if len(seen) < DISTINCT_CAP:
+        for value in pc.unique(non_empty).to_pylist():
+            seen.add(hash(value))
+            if len(seen) >= DISTINCT_CAP:
+                break
+
+
+def _count_patterns(finding: TextFinding, array: pa.Array):
+    finding.emails += pc.sum(pc.match_substring_regex(array, EMAIL)).as_py() or 0
+    finding.phones += pc.sum(pc.match_substring_regex(array, PHONE)).as_py() or 0
+    finding.names += pc.sum(pc.match_substring_regex(array, NAME)).as_py() or 0
+
+
+def _length_summary(lengths: np.ndarray) -> list:
+    if lengths.size == 0:
+        return [0, 0, 0]
+    return [int(lengths.min()), int(np.median(lengths)), int(lengths.max())]
+
+
+def looks_like_path(value) -> bool:
+    """A file name or path (with or without folders), as opposed to text such as a caption or a label."""
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    if not text or "\n" in text or len(text) > PATH_MAX_CHARS:
+        return False
+    return bool(pc.match_substring_regex(pa.array([text]), PATH)[0].as_py())
+
+
+def holds_url(value: Optional[str]) -> bool:
+    return isinstance(value, str) and bool(pc.match_substring_regex(pa.array([value]), URL)[0].as_py())
