@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 import shutil
 import threading
 import zipfile
@@ -635,3 +636,214 @@ def test_publishing_reads_safe_images_under_the_runs_own_pixel_limit(large_safe_
     default = {"config": resolve_config("local").to_dict(), "image_column": "image"}
     with pytest.raises(ValueError, match="row 0.*decompression limit"):
         push_safe_dataset(large_safe_image, "org/photos-safe", allow_text_columns=True, dry_run=tmp_path / "default", transform=default)
+
+
+# ----------------------------------------------------------------------------- the safe image goes out as the transform wrote it
+
+def _png_with_text(array, text) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", pnginfo=_png_text("Author", text))
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def formats(transform):
+    """PNG and JPEG sources, private (edited) and clean (passthrough), through the real transform."""
+    sources = {
+        "coffee": _png_with_text(skdata.coffee()[::2, ::2], "Alice Example"),  # clean scene, PNG: passthrough
+        "chelsea": _jpeg_with_metadata(skdata.chelsea()[::2, ::2], "chelsea"),  # clean scene, JPEG: passthrough
+        "page": _png_with_text(skdata.page(), "Alice Example"),  # printed text, PNG: edited
+        "astronaut": _jpeg_with_metadata(skdata.astronaut(), "astronaut"),  # a face, JPEG: edited
+    }
+    features = Features({"image": ImageFeature(decode=False), "photo": Value("string")})
+    raw = Dataset.from_dict({"image": [{"bytes": b, "path": None} for b in sources.values()], "photo": list(sources)}, features=features)
+    ds = raw.map(transform, batched=True, batch_size=4, features=transform.features(raw.features))
+    statuses = [C.base_status(s) if hasattr(C, "base_status") else s.split(";")[0] for s in ds[C.STATUS]]
+    assert statuses == [C.STATUS_PASSTHROUGH, C.STATUS_PASSTHROUGH, C.STATUS_EDITED, C.STATUS_EDITED]
+    return ds.remove_columns("photo"), list(sources.values())
+
+
+def _safe_bytes(ds) -> list:
+    return [v["bytes"] for v in ds.cast_column(C.SAFE_IMAGE, ImageFeature(decode=False))[C.SAFE_IMAGE]]
+
+
+def test_safe_images_are_published_byte_for_byte_and_png_stays_png(formats, transform, tmp_path):
+    ds, sources = formats
+    result = push_safe_dataset(ds, "org/photos-safe", dry_run=tmp_path / "out", transform=transform)
+    published = [row["image"]["bytes"] for row in _parquet_rows(tmp_path / "out")]
+    assert published == _safe_bytes(ds)  # passthrough and edited rows alike: no new encode
+    assert [Image.open(io.BytesIO(b)).format for b in published] == ["PNG", "JPEG", "PNG", "JPEG"]
+    for source, image in zip(sources[:2], published[:2]):  # passthrough: the source's pixels, bit for bit
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(image))), np.asarray(Image.open(io.BytesIO(source))))
+    assert all(b"Alice Example" not in b and b"SecretCam" not in b for b in published)
+    assert result.counts["total"]["image_files"] == {"unchanged": 4, "metadata_removed": 0, "reencoded": 0}
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "4 published byte for byte" in card and "unchanged in pixels" in card and "differ slightly" not in card
+
+
+def test_metadata_in_a_safe_image_is_removed_at_byte_level_without_a_new_encode(formats, tmp_path):
+    ds, _ = formats
+    clean = _safe_bytes(ds)
+    dirty = [clean[0][:-12] + _png_chunk(b"tEXt", b"Author\x00Alice Example") + clean[0][-12:],  # before IEND
+             clean[1][:2] + b"\xff\xfe\x00\x10owner: alice!!" + clean[1][2:]]  # a comment segment
+    tampered = ds.select(range(2)).cast_column(C.SAFE_IMAGE, ImageFeature(decode=False)).map(
+        lambda row, i: {C.SAFE_IMAGE: {"bytes": dirty[i], "path": None}}, with_indices=True)
+    result = push_safe_dataset(tampered, "org/photos-safe", dry_run=tmp_path / "out")
+    published = [row["image"]["bytes"] for row in _parquet_rows(tmp_path / "out")]
+    assert published == clean[:2]  # the metadata went, the coded pixels stayed
+    assert result.counts["total"]["image_files"] == {"unchanged": 0, "metadata_removed": 2, "reencoded": 0}
+
+
+def _png_chunk(kind, payload) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def test_other_formats_are_reencoded_losslessly_and_lossy_formats_only_when_asked(formats, tmp_path):
+    ds, _ = formats
+    pixels = skdata.coffee()[::4, ::4]
+    webp_exif, bmp = io.BytesIO(), io.BytesIO()
+    exif = Image.Exif()
+    exif[0x010F] = "SecretCam"
+    Image.fromarray(pixels).save(webp_exif, format="WEBP", lossless=True, exif=exif.tobytes())
+    Image.fromarray(pixels).save(bmp, format="BMP")
+    odd = [webp_exif.getvalue(), bmp.getvalue()]
+    others = ds.select(range(2)).cast_column(C.SAFE_IMAGE, ImageFeature(decode=False)).map(
+        lambda row, i: {C.SAFE_IMAGE: {"bytes": odd[i], "path": None}}, with_indices=True)
+    push_safe_dataset(others, "org/photos-safe", dry_run=tmp_path / "auto")
+    published = [Image.open(io.BytesIO(row["image"]["bytes"])) for row in _parquet_rows(tmp_path / "auto")]
+    assert [image.format for image in published] == ["WEBP", "PNG"]
+    assert all(np.array_equal(np.asarray(image.convert("RGB")), pixels) for image in published)
+    assert not published[0].getexif()
+
+    push_safe_dataset(ds, "org/photos-safe", dry_run=tmp_path / "jpeg", image_format="jpeg")
+    rows = _parquet_rows(tmp_path / "jpeg")
+    assert [Image.open(io.BytesIO(r["image"]["bytes"])).format for r in rows] == ["JPEG"] * 4
+    assert rows[1]["image"]["bytes"] == _safe_bytes(ds)[1]  # JPEG was already JPEG: kept
+    card = (tmp_path / "jpeg" / "README.md").read_text()
+    assert "2 re-encoded as JPEG on request" in card and "differ slightly" in card
+
+
+def test_staged_parquet_loads_with_the_output_features(formats, transform, tmp_path):
+    ds, _ = formats
+    push_safe_dataset(ds, "org/photos-safe", dry_run=tmp_path / "out", transform=transform)
+    loaded = load_dataset("parquet", data_dir=str(tmp_path / "out" / "data"), split="train")
+    expected = {name: feature for name, feature in C.OUTPUT_FEATURES.items() if name not in (C.SAFE_IMAGE, C.PRIVATE_CAPTION)}
+    assert loaded.features == Features({"image": ImageFeature(), **expected})
+    assert len(loaded) == 4 and loaded[2]["image"].size == Image.open(io.BytesIO(_safe_bytes(ds)[2])).size
+
+
+# ----------------------------------------------------------------------------- other images, paths, URLs and text
+
+def test_an_original_image_column_is_refused_unless_kept_by_name(formats, transform, tmp_path, caplog):
+    ds, sources = formats
+    with_original = ds.add_column("original_image", [{"bytes": b, "path": None} for b in sources]).cast_column(
+        "original_image", ImageFeature())
+    with pytest.raises(ValueError, match=r"'original_image' \(Image at original_image\)"):
+        push_safe_dataset(with_original, "org/photos-safe", dry_run=tmp_path / "refused", transform=transform)
+    assert not any((tmp_path / "refused").rglob("*.parquet"))
+
+    with caplog.at_level(logging.WARNING, logger="u2s_datasets.hub"):
+        push_safe_dataset(with_original, "org/photos-safe", dry_run=tmp_path / "kept", keep_columns=["original_image"],
+                          transform=transform)
+    assert "Keeping column 'original_image'" in caplog.text and "NOT anonymized" in caplog.text
+    row = _parquet_rows(tmp_path / "kept")[0]
+    assert row["original_image"]["bytes"] == sources[0]
+    card = (tmp_path / "kept" / "README.md").read_text()
+    assert "kept on request although private or unchecked**: `original_image`" in card
+
+
+def test_image_bytes_in_binary_and_nested_columns_are_refused(formats, tmp_path, caplog):
+    ds, sources = formats
+    n = len(ds)
+    leaks = {
+        "original_bytes": (sources, Value("binary"), "binary image data at original_bytes"),
+        "views": ([{"front": [{"bytes": b, "path": None}]} for b in sources], {"front": [ImageFeature()]}, "Image at views.front[]"),
+        "crops": ([[b"not an image", b] for b in sources], [Value("binary")], "binary image data at crops[]"),
+    }
+    for column, (values, feature, where) in leaks.items():
+        leaky = ds.add_column(column, values).cast_column(column, feature)
+        with pytest.raises(ValueError, match=re.escape(f"{column!r} ({where})")):
+            push_safe_dataset(leaky, "org/photos-safe", dry_run=tmp_path / column)
+    harmless = ds.add_column("blob", [b"\x00\x01"] * n)  # bytes that are no image go out, listed as as-is
+    push_safe_dataset(harmless, "org/photos-safe", dry_run=tmp_path / "blob")
+    assert _parquet_rows(tmp_path / "blob")[0]["blob"] == b"\x00\x01"
+    assert "`blob` | from the source dataset, **as it was: not anonymized**" in (tmp_path / "blob" / "README.md").read_text()
+
+
+def test_paths_and_urls_anywhere_in_the_row_are_dropped_unless_kept(formats, tmp_path, caplog):
+    ds, _ = formats
+    n = len(ds)
+    leaky = (ds.add_column("meta", [{"taken": "2019", "origin": {"file": f"/home/alice/dcim/{i}.jpg"}} for i in range(n)])
+             .add_column("links", [["ok", f"https://cdn.example.com/alice/{i}"] for i in range(n)])
+             .add_column("remark", ["nothing to see"] * (n - 1) + ["mirror at www.alice-example.org/x"])
+             .add_column("quality", [0.5] * n))
+    with caplog.at_level(logging.WARNING, logger="u2s_datasets.hub"):
+        push_safe_dataset(leaky, "org/photos-safe", dry_run=tmp_path / "out")
+    assert "'meta', 'links', 'remark'" in caplog.text
+    assert "meta.origin.file: 4 paths" in caplog.text and "links[]: 4 URLs" in caplog.text and "remark: 1 URLs" in caplog.text
+    row = _parquet_rows(tmp_path / "out")[0]
+    assert not {"meta", "links", "remark"} & set(row) and row["quality"] == 0.5
+    assert all(b"alice" not in c for c in _staged_files(tmp_path / "out").values())
+    provenance = json.loads((tmp_path / "out" / "provenance.json").read_text())
+    assert provenance["publishing"]["dropped_columns"] == ["image", C.PRIVATE_CAPTION, "meta", "links", "remark"]
+
+    push_safe_dataset(leaky, "org/photos-safe", dry_run=tmp_path / "kept", keep_columns=["links"], allow_text_columns=True)
+    assert _parquet_rows(tmp_path / "kept")[0]["links"] == ["ok", "https://cdn.example.com/alice/0"]
+
+
+def test_free_text_and_class_names_need_an_acknowledgement(formats, tmp_path, caplog):
+    from datasets import ClassLabel
+
+    ds, _ = formats
+    captions = ["Alice Smith at her desk, mail alice@example.com", "a cat", "call +1 555 123 4567 for prints", "an astronaut"]
+    texty = (ds.add_column("caption", captions)
+             .add_column("person", [0, 1, 0, 1]).cast_column("person", ClassLabel(names=["Alice Smith", "Bob Jones"])))
+    with pytest.raises(ValueError) as refused:
+        push_safe_dataset(texty, "org/photos-safe", dry_run=tmp_path / "refused")
+    message = str(refused.value)
+    assert "caption: text; 4 values, 4 distinct, 5/21/47 characters" in message
+    assert "1 with an e-mail address" in message and "1 with a phone number" in message
+    assert "person: class names; 2 class names: 'Alice Smith', 'Bob Jones'; 2 with name-like words" in message
+    assert "allow_text_columns=True" in message and not any((tmp_path / "refused").rglob("*"))
+
+    with pytest.raises(ValueError, match="person: class names") as partly:  # one column acknowledged by name, not the other
+        push_safe_dataset(texty, "org/photos-safe", dry_run=tmp_path / "partly", keep_columns=["caption"])
+    assert "caption: text" not in str(partly.value)
+
+    with caplog.at_level(logging.WARNING, logger="u2s_datasets.hub"):
+        push_safe_dataset(texty, "org/photos-safe", dry_run=tmp_path / "out", allow_text_columns=True)
+    assert "acknowledged" in caplog.text
+    assert _parquet_rows(tmp_path / "out")[0]["caption"] == captions[0]
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "**Text published as it is**" in card and "`person` (class names), `caption` (text)" in card
+    report = json.loads((tmp_path / "out" / "provenance.json").read_text())["publishing"]["text_report"]["train"]
+    assert [(r["column"], r["emails"], r["phones"]) for r in report] == [("person", 0, 0), ("caption", 1, 1)]
+
+
+def test_the_card_says_what_was_and_was_not_anonymized(formats, transform, tmp_path):
+    ds, _ = formats
+    labelled = ds.add_column("label", ["coffee", "cat", "page", "astronaut"])
+    push_safe_dataset(labelled, "org/photos-safe", dry_run=tmp_path / "out", transform=transform, allow_text_columns=True)
+    card = (tmp_path / "out" / "README.md").read_text()
+    section = card.split("## What was and was not anonymized")[1].split("\n## ")[0]
+    editor = transform.config.edit
+    assert f"**Pixels** (`image`): 2 images edited with `{editor.editor}` ({editor.edit_scope}), 0 fully blacked out" in section
+    assert "2 left unchanged because nothing private was found" in section
+    assert "4 published byte for byte" in section
+    assert "**Not anonymized, published as they were in the source**: `label`." in section
+    assert "**Not published**: the original images, `private_caption`" in section
+    assert "`public_caption` and `edit_instruction`" in section
+
+
+def test_cli_refuses_text_without_the_acknowledgement_and_keeps_png(formats, transform, tmp_path, monkeypatch, capsys):
+    ds, _ = formats
+    folder = tmp_path / "saved"
+    ds.add_column("caption", ["Alice Smith"] * len(ds)).save_to_disk(str(folder))
+    assert _u2s(monkeypatch, folder, "org/photos-safe", "--dry-run", tmp_path / "refused") == 1
+    assert "caption: text" in capsys.readouterr().err
+    assert _u2s(monkeypatch, folder, "org/photos-safe", "--dry-run", tmp_path / "out", "--allow-text-columns") == 0
+    published = [row["image"]["bytes"] for row in _parquet_rows(tmp_path / "out")]
+    assert published == _safe_bytes(ds) and Image.open(io.BytesIO(published[0])).format == "PNG"

@@ -27,6 +27,8 @@ from .report import PrepublishReport
 from .upload import upload
 
 __all__ = [
-    "push_safe_dataset", "PublishResult", "PublishError", "PublishRefused", "Anonymization", "PrepublishReport",
-    "config_hash", "publish_image", "reencode", "template_path", "looks_like_path", "stage", "upload",
+    "push_safe_dataset", "stage", "upload", "PublishResult", "PublishError", "PublishRefused", "PrepublishReport",
+    "Anonymization", "build_provenance", "config_hash", "split_counts", "total_counts", "PreparedSplit", "find_image_column",
+    "prepare_split", "publish_image", "reencode", "write_shards", "render_card", "template_path", "looks_like_path",
+    "CARD_FILE", "DATA_DIR", "GATING_PROMPT", "IMAGE_FORMATS", "ORIGINAL_PREFIX", "PROVENANCE_FILE", "TAGS",
 ]
