@@ -762,6 +762,7 @@ def test_image_bytes_in_binary_and_nested_columns_are_refused(formats, tmp_path,
         "original_bytes": (sources, Value("binary"), "binary image data at original_bytes"),
         "views": ([{"front": [{"bytes": b, "path": None}]} for b in sources], {"front": [ImageFeature()]}, "Image at views.front[]"),
         "crops": ([[b"not an image", b] for b in sources], [Value("binary")], "binary image data at crops[]"),
+        "thumb_b64": ([base64.b64encode(b).decode() for b in sources], Value("string"), "base64 image data at thumb_b64"),
     }
     for column, (values, feature, where) in leaks.items():
         leaky = ds.add_column(column, values).cast_column(column, feature)
@@ -792,6 +793,14 @@ def test_paths_and_urls_anywhere_in_the_row_are_dropped_unless_kept(formats, tmp
 
     push_safe_dataset(leaky, "org/photos-safe", dry_run=tmp_path / "kept", keep_columns=["links"], allow_text_columns=True)
     assert _parquet_rows(tmp_path / "kept")[0]["links"] == ["ok", "https://cdn.example.com/alice/0"]
+
+    # a path in one split drops the column from every split: one schema, nothing left behind in the other
+    splits = DatasetDict({"train": leaky.select([1, 2, 3]).remove_columns(["meta", "links"]),
+                          "test": leaky.select([0]).remove_columns(["meta", "links"])})
+    push_safe_dataset(splits, "org/photos-safe", dry_run=tmp_path / "splits")
+    assert "remark" not in _parquet_rows(tmp_path / "splits", "train")[0] and "remark" not in _parquet_rows(tmp_path / "splits", "test")[0]
+    assert {name: "remark" in split.column_names for name, split in load_dataset(str(tmp_path / "splits")).items()} == {
+        "train": False, "test": False}
 
 
 def test_free_text_and_class_names_need_an_acknowledgement(formats, tmp_path, caplog):

@@ -16,6 +16,7 @@ from PIL import Image as PILImage
 
 BATCH_ROWS = 1000
 
+BASE64_IMAGE = r"^\s*(?:iVBORw0KGgo|/9j/|R0lGOD|UklGR)[A-Za-z0-9+/=\s]{64,}$"  # PNG, JPEG, GIF, WebP
 URL = r"(?i)(?:\b[a-z][a-z0-9+.\-]*://|\bwww\.[a-z0-9\-]+\.[a-z]|\bdata:[a-z]+/[a-z0-9.+\-]+[;,])"
 # A whole value that is a file name or path: IMG_0001.jpg, a/b.png, alice smith/home.jpg, /home/..., C:\..., \\server\...
 PATH = (r"^(?:[^\s]+\.[A-Za-z][A-Za-z0-9]{1,4}|.*[/\\].*\.[A-Za-z][A-Za-z0-9]{1,4}"
@@ -104,11 +105,13 @@ def audit_columns(ds, columns: Iterable[str]) -> ColumnAudit:
                     for where, kind, array in _leaves(features[column], chunk, column):
                         if kind == "binary":
                             if column not in binaries and _holds_image_bytes(array):
-                                binaries[column] = where
+                                binaries[column] = (where, "binary image data")
                             continue
+                        if column not in binaries and pc.any(pc.match_substring_regex(array, BASE64_IMAGE)).as_py():
+                            binaries[column] = (where, "base64 image data")
                         _scan_strings(column, where, array, paths, text, lengths, distinct)
-    for column, where in binaries.items():
-        audit.media.setdefault(column, []).append((where, "binary image data"))
+    for column, (where, what) in binaries.items():
+        audit.media.setdefault(column, []).append((where, what))
     for key, finding in text.items():
         if finding.kind == "text":
             finding.lengths = _length_summary(np.concatenate(lengths[key]) if lengths.get(key) else np.zeros(0, int))
@@ -188,7 +191,16 @@ def _holds_image_bytes(array: pa.Array) -> bool:
     return False
 
 
+# Signatures of image files, also those Pillow cannot open here (HEIC, AVIF, JPEG 2000)
+_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"II*\x00", b"MM\x00*", b"\x00\x00\x00\x0cjP  ")
+_ISO_BRANDS = (b"heic", b"heix", b"hevc", b"mif1", b"msf1", b"avif", b"avis")
+
+
 def _is_image(data: bytes) -> bool:
+    if data.startswith(_IMAGE_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
+        return True
+    if data[4:8] == b"ftyp" and data[8:12] in _ISO_BRANDS:
+        return True
     try:
         with PILImage.open(io.BytesIO(data)) as image:
             return image.size[0] > 0

@@ -44,6 +44,7 @@ def stage(splits: Mapping, folder: Path, repo_id: str, anonymization: Anonymizat
     for name, ds in splits.items():
         column = find_image_column(ds, anonymization, image_column)
         prepared[name] = prepare_split(ds, name, column, keep_columns, drop_failed)
+    _same_columns_everywhere(prepared)
     report = PrepublishReport({name: p.text_findings for name, p in prepared.items() if p.text_findings})
     report.check(allow_text_columns)
 
@@ -79,6 +80,19 @@ def stage(splits: Mapping, folder: Path, repo_id: str, anonymization: Anonymizat
     card.save(folder / CARD_FILE)
     data_paths = [path for files in split_files.values() for path in files]
     return data_paths + [PROVENANCE_FILE, CARD_FILE], counts
+
+
+def _same_columns_everywhere(prepared: Mapping) -> None:
+    """A column dropped from one split is dropped from all: every split keeps one schema, and nothing leaks by split."""
+    dropped = _union(p.dropped_columns for p in prepared.values())
+    for split in prepared.values():
+        extra = [c for c in dropped if c in split.dataset.column_names and c != split.image_column]
+        if extra:
+            logger.warning("Dropping column(s) %s of split %r too: they were dropped from another split", ", ".join(map(repr, extra)), split.name)
+            split.dataset = split.dataset.remove_columns(extra)
+            split.dropped_columns += [c for c in extra if c not in split.dropped_columns]
+            split.as_is_columns = [c for c in split.as_is_columns if c not in extra]
+            split.text_findings = [f for f in split.text_findings if f.column not in extra]
 
 
 def _union(lists) -> list:
