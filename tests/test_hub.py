@@ -676,7 +676,7 @@ def test_safe_images_are_published_byte_for_byte_and_png_stays_png(formats, tran
     for source, image in zip(sources[:2], published[:2]):  # passthrough: the source's pixels, bit for bit
         assert np.array_equal(np.asarray(Image.open(io.BytesIO(image))), np.asarray(Image.open(io.BytesIO(source))))
     assert all(b"Alice Example" not in b and b"SecretCam" not in b for b in published)
-    assert result.counts["total"]["image_files"] == {"unchanged": 4, "metadata_removed": 0, "reencoded": 0}
+    assert result.counts["total"]["image_files"] == {"unchanged": 4, "metadata_removed": 0, "reencoded": 0, "reencoded_lossy": 0}
     card = (tmp_path / "out" / "README.md").read_text()
     assert "4 published byte for byte" in card and "unchanged in pixels" in card and "differ slightly" not in card
 
@@ -691,7 +691,7 @@ def test_metadata_in_a_safe_image_is_removed_at_byte_level_without_a_new_encode(
     result = push_safe_dataset(tampered, "org/photos-safe", dry_run=tmp_path / "out")
     published = [row["image"]["bytes"] for row in _parquet_rows(tmp_path / "out")]
     assert published == clean[:2]  # the metadata went, the coded pixels stayed
-    assert result.counts["total"]["image_files"] == {"unchanged": 0, "metadata_removed": 2, "reencoded": 0}
+    assert result.counts["total"]["image_files"] == {"unchanged": 0, "metadata_removed": 2, "reencoded": 0, "reencoded_lossy": 0}
 
 
 def _png_chunk(kind, payload) -> bytes:
@@ -717,13 +717,15 @@ def test_other_formats_are_reencoded_losslessly_and_lossy_formats_only_when_aske
     assert [image.format for image in published] == ["WEBP", "PNG"]
     assert all(np.array_equal(np.asarray(image.convert("RGB")), pixels) for image in published)
     assert not published[0].getexif()
+    card = (tmp_path / "auto" / "README.md").read_text()
+    assert "2 re-encoded losslessly (WebP as lossless WebP, other formats as PNG)" in card and "differ slightly" not in card and "unchanged in pixels" in card
 
     push_safe_dataset(ds, "org/photos-safe", dry_run=tmp_path / "jpeg", image_format="jpeg")
     rows = _parquet_rows(tmp_path / "jpeg")
     assert [Image.open(io.BytesIO(r["image"]["bytes"])).format for r in rows] == ["JPEG"] * 4
     assert rows[1]["image"]["bytes"] == _safe_bytes(ds)[1]  # JPEG was already JPEG: kept
     card = (tmp_path / "jpeg" / "README.md").read_text()
-    assert "2 re-encoded as JPEG on request" in card and "differ slightly" in card
+    assert "2 re-encoded lossily as JPEG on request" in card and "differ slightly" in card
 
 
 def test_staged_parquet_loads_with_the_output_features(formats, transform, tmp_path):

@@ -69,7 +69,7 @@ def render_card(folder: Path, repo_id: str, provenance: Mapping, split_files: Ma
         publishing=publishing,
         counts=counts,
         files=counts["total"]["image_files"],
-        reencoded_lossy=publishing["image_format"] in ("jpeg", "webp") and counts["total"]["image_files"].get("reencoded", 0) > 0,
+        reencoded_lossy=counts["total"]["image_files"].get("reencoded_lossy", 0) > 0,
         text_columns=_text_columns(publishing.get("text_report", {})),
         metric_rows=_flatten_metrics(provenance["metrics"]) if provenance["metrics"] else [],
         gated=gated,

@@ -24,12 +24,13 @@ logger = logging.getLogger(__name__)
 DATA_DIR = "data"
 IMAGE_FORMATS = ("auto", "png", "jpeg", "webp")  # "auto": JPEG, PNG and WebP stay as they are; others become PNG
 _PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
-KEPT, RESTRIPPED, REENCODED = "unchanged", "metadata_removed", "reencoded"
+KEPT, RESTRIPPED, REENCODED, REENCODED_LOSSY = "unchanged", "metadata_removed", "reencoded", "reencoded_lossy"
 _HOW_COLUMN = "__u2s_image_file"
 
 
 def publish_image(value, image_format: str = "auto", quality: int = 90, max_pixels: Optional[int] = None) -> tuple:
-    """(bytes, how) for one stored safe image; ``how`` is ``"unchanged"``, ``"metadata_removed"`` or ``"reencoded"``.
+    """(bytes, how) for one stored safe image; ``how``: ``"unchanged"``, ``"metadata_removed"``, ``"reencoded"`` (lossless)
+    or ``"reencoded_lossy"``.
 
     ``max_pixels``: the decompression limit; None for no limit of this package's own.
     """
@@ -40,7 +41,8 @@ def publish_image(value, image_format: str = "auto", quality: int = 90, max_pixe
         clean = _restripped(data, fmt)
         if clean is not None:
             return clean, KEPT if clean == data else RESTRIPPED
-    return _encoded(decoded, target, quality), REENCODED
+    lossless = target == "PNG" or (target == "WEBP" and fmt in ("PNG", "WEBP"))
+    return _encoded(decoded, target, quality), REENCODED if lossless else REENCODED_LOSSY
 
 
 def reencode(value, image_format: str = "jpeg", quality: int = 90, max_pixels: Optional[int] = OutputConfig.max_image_pixels) -> bytes:
@@ -95,7 +97,7 @@ def _encoded(decoded, pil_format: str, quality: int) -> bytes:
     buffer = io.BytesIO()
     if pil_format == "PNG":
         image.save(buffer, format="PNG")
-    elif pil_format == "WEBP" and decoded.format in ("PNG", "WEBP"):
+    elif pil_format == "WEBP" and decoded.format in ("PNG", "WEBP"):  # keep in step with publish_image's "lossless"
         image.save(buffer, format="WEBP", lossless=True)  # no new generation of loss
     else:
         image.save(buffer, format=pil_format, quality=quality)
@@ -131,7 +133,7 @@ def write_shards(prepared, folder: Path, image_format: str = "auto", quality: in
     estimate = ds.data.nbytes * len(ds) / max(1, ds.data.num_rows)
     num_shards = max(1, math.ceil(estimate / max_shard_size))
     (folder / DATA_DIR).mkdir(parents=True, exist_ok=True)
-    paths, offset, how = [], 0, {KEPT: 0, RESTRIPPED: 0, REENCODED: 0}
+    paths, offset, how = [], 0, dict.fromkeys((KEPT, RESTRIPPED, REENCODED, REENCODED_LOSSY), 0)
     for index in range(num_shards):
         shard = ds.shard(num_shards, index, contiguous=True)
         encoder = _ShardEncoder(prepared.name, prepared.image_column, offset, image_format, quality, max_pixels)
