@@ -834,6 +834,15 @@ def test_free_text_and_class_names_need_an_acknowledgement(formats, tmp_path, ca
     assert [(r["column"], r["emails"], r["phones"]) for r in report] == [("person", 0, 0), ("caption", 1, 1)]
 
 
+def test_addresses_in_generated_captions_are_warned_about(formats, tmp_path, caplog):
+    ds, _ = formats
+    quoting = ds.map(lambda row, i: {C.PUBLIC_CAPTION: "a sign reading www.alice-smith.org" if i == 3 else row[C.PUBLIC_CAPTION]},
+                     with_indices=True)
+    with caplog.at_level(logging.WARNING, logger="u2s_datasets.hub"):
+        push_safe_dataset(quoting, "org/photos-safe", dry_run=tmp_path / "out")
+    assert "Column 'public_caption' of split 'train' was written by the anonymization and holds 1 URLs" in caplog.text
+
+
 def test_the_card_says_what_was_and_was_not_anonymized(formats, transform, tmp_path):
     ds, _ = formats
     labelled = ds.add_column("label", ["coffee", "cat", "page", "astronaut"])

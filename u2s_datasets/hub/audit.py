@@ -76,8 +76,11 @@ class ColumnAudit:
         return list(dict.fromkeys(f.column for f in self.paths))
 
 
-def audit_columns(ds, columns: Iterable[str]) -> ColumnAudit:
-    """Media, paths and URLs, and free text in ``columns`` of ``ds``, over every row."""
+def audit_columns(ds, columns: Iterable[str], keep_text_with_paths: bool = False) -> ColumnAudit:
+    """Media, paths and URLs, and free text in ``columns`` of ``ds``, over every row.
+
+    A text field that holds paths or URLs is reported as such, not as text, unless ``keep_text_with_paths``.
+    """
     columns = [c for c in columns if c in ds.column_names]
     audit = ColumnAudit()
     if not columns:
@@ -118,6 +121,8 @@ def audit_columns(ds, columns: Iterable[str]) -> ColumnAudit:
             finding.distinct = len(distinct[key])
     audit.paths = [f for f in paths.values() if f.paths or f.urls]
     path_fields = {(f.column, f.field) for f in audit.paths}
+    if keep_text_with_paths:
+        path_fields = set()
     audit.text = [f for key, f in text.items() if key not in path_fields and f.column not in audit.media and f.values]
     return audit
 

@@ -93,6 +93,7 @@ def prepare_split(ds, name: str, image_column: str, keep_columns: Sequence[str] 
         logger.warning("Keeping column %r of split %r as asked (published as %r): it holds %s", column, name, published,
                        _what_kept(column, image_column, audit))
 
+    _warn_about_generated_text(ds, name)
     text = [f for f in audit.text if f.column not in keep and f.column in ds.column_names]
     as_is = [c for c in ds.column_names if c not in OWN_COLUMNS and c not in kept]
     ds = ds.rename_column(C.SAFE_IMAGE, image_column).cast_column(image_column, Image(decode=False))
@@ -112,6 +113,18 @@ def _without_failed_rows(ds, name, drop_failed):
         bad = {index for index, _ in failed}
         ds = ds.select([i for i in range(len(ds)) if i not in bad], keep_in_memory=True)
     return ds, len(failed)
+
+
+def _warn_about_generated_text(ds, name):
+    """Captions and instructions a model wrote are published; one that quotes an address or a URL is worth a look."""
+    generated = audit_columns(ds, [C.PUBLIC_CAPTION, C.EDIT_INSTRUCTION], keep_text_with_paths=True)
+    for finding in generated.text:
+        urls = sum(f.urls for f in generated.paths if f.field == finding.field)
+        found = [f"{n} {what}" for n, what in ((finding.emails, "e-mail addresses"), (finding.phones, "phone numbers"),
+                                                (urls, "URLs")) if n]
+        if found:
+            logger.warning("Column %r of split %r was written by the anonymization and holds %s; read those rows before "
+                           "publishing (docs/publishing.md)", finding.column, name, ", ".join(found))
 
 
 def _path_columns(ds, audit: ColumnAudit) -> list:
