@@ -82,49 +82,75 @@ def audit_columns(ds, columns: Iterable[str], keep_text_with_paths: bool = False
     A text field that holds paths or URLs is reported as such, not as text, unless ``keep_text_with_paths``.
     """
     columns = [c for c in columns if c in ds.column_names]
-    audit = ColumnAudit()
-    if not columns:
-        return audit
-    features = ds.features
-    text, paths, binaries = {}, {}, {}
-    for column in columns:  # declared media needs no data
-        for where, feature in _media_fields(features[column], column):
-            audit.media.setdefault(column, []).append((where, type(feature).__name__))
-        for where, feature in _class_label_fields(features[column], column):
-            names = list(feature.names)
-            finding = text.setdefault((column, where), TextFinding(column, where, "class names"))
+    scan = _Scan()
+    for column in columns:  # what the features declare needs no data
+        scan.declared(column, ds.features[column])
+    scanned = [c for c in columns if c not in scan.media]
+    if scanned:
+        for batch in ds.select_columns(scanned).with_format("arrow").iter(batch_size=BATCH_ROWS):
+            for column in scanned:
+                for chunk in _chunks(batch.column(column)):
+                    for where, kind, array in _leaves(ds.features[column], chunk, column):
+                        scan.values(column, where, kind, array)
+    return scan.result(keep_text_with_paths)
+
+
+class _Scan:
+    """Findings gathered batch by batch, per (column, field)."""
+
+    def __init__(self):
+        self.media = {}  # column -> [(field, what)]
+        self.paths, self.text, self.lengths, self.distinct = {}, {}, {}, {}
+
+    def declared(self, column, feature):
+        for where, media in _media_fields(feature, column):
+            self.media.setdefault(column, []).append((where, type(media).__name__))
+        for where, labels in _class_label_fields(feature, column):
+            names = list(labels.names)
+            finding = self.text.setdefault((column, where), TextFinding(column, where, "class names"))
             finding.values = finding.distinct = len(names)
             finding.examples = names
             _count_patterns(finding, pa.array(names, pa.string()))
             finding.lengths = _length_summary(np.array([len(n) for n in names]))
-    scanned = [c for c in columns if c not in audit.media]
-    lengths = {}
-    distinct = {}
-    if scanned:
-        table_batches = ds.select_columns(scanned).with_format("arrow").iter(batch_size=BATCH_ROWS)
-        for batch in table_batches:
-            for column in scanned:
-                for chunk in _chunks(batch.column(column)):
-                    for where, kind, array in _leaves(features[column], chunk, column):
-                        if kind == "binary":
-                            if column not in binaries and _holds_image_bytes(array):
-                                binaries[column] = (where, "binary image data")
-                            continue
-                        if column not in binaries and pc.any(pc.match_substring_regex(array, BASE64_IMAGE)).as_py():
-                            binaries[column] = (where, "base64 image data")
-                        _scan_strings(column, where, array, paths, text, lengths, distinct)
-    for column, (where, what) in binaries.items():
-        audit.media.setdefault(column, []).append((where, what))
-    for key, finding in text.items():
-        if finding.kind == "text":
-            finding.lengths = _length_summary(np.concatenate(lengths[key]) if lengths.get(key) else np.zeros(0, int))
-            finding.distinct = len(distinct[key])
-    audit.paths = [f for f in paths.values() if f.paths or f.urls]
-    path_fields = {(f.column, f.field) for f in audit.paths}
-    if keep_text_with_paths:
-        path_fields = set()
-    audit.text = [f for key, f in text.items() if key not in path_fields and f.column not in audit.media and f.values]
-    return audit
+
+    def values(self, column, where, kind, array):
+        if kind == "binary":
+            if column not in self.media and _holds_image_bytes(array):
+                self.media[column] = [(where, "binary image data")]
+            return
+        if column not in self.media and pc.any(pc.match_substring_regex(array, BASE64_IMAGE)).as_py():
+            self.media[column] = [(where, "base64 image data")]
+        self._strings(column, where, array)
+
+    def _strings(self, column, where, array):
+        array = pc.drop_null(array.cast(pa.large_string()))
+        trimmed = pc.utf8_trim_whitespace(array)
+        non_empty = pc.filter(array, pc.greater(pc.utf8_length(trimmed), 0))
+        if len(non_empty) == 0:
+            return
+        key = (column, where)
+        single_line = pc.and_(pc.invert(pc.match_substring(trimmed, "\n")), pc.less_equal(pc.utf8_length(trimmed), PATH_MAX_CHARS))
+        found = self.paths.setdefault(key, PathFinding(column, where))
+        found.paths += pc.sum(pc.and_(single_line, pc.match_substring_regex(trimmed, PATH))).as_py() or 0
+        found.urls += pc.sum(pc.match_substring_regex(array, URL)).as_py() or 0
+
+        finding = self.text.setdefault(key, TextFinding(column, where, "text"))
+        finding.values += len(non_empty)
+        _count_patterns(finding, non_empty)
+        self.lengths.setdefault(key, []).append(pc.utf8_length(non_empty).to_numpy(zero_copy_only=False))
+        seen = self.distinct.setdefault(key, set())
+        for value in pc.unique(non_empty).to_pylist()[: max(0, DISTINCT_CAP - len(seen))]:
+            seen.add(hash(value))
+
+    def result(self, keep_text_with_paths: bool) -> ColumnAudit:
+        for key, finding in self.text.items():
+            if finding.kind == "text":
+                finding.lengths = _length_summary(np.concatenate(self.lengths[key]))
+                finding.distinct = len(self.distinct[key])
+        paths = [f for f in self.paths.values() if f.paths or f.urls]
+        path_fields = set() if keep_text_with_paths else {(f.column, f.field) for f in paths}
+        text = [f for key, f in self.text.items() if key not in path_fields and f.column not in self.media and f.values]
+        return ColumnAudit(self.media, paths, text)
 
 
 # ----------------------------------------------------------------------------- walking features and arrow data
@@ -211,33 +237,6 @@ def _is_image(data: bytes) -> bool:
             return image.size[0] > 0
     except Exception:
         return False
-
-
-def _scan_strings(column, where, array, paths, text, lengths, distinct):
-    array = array.cast(pa.large_string()) if not pa.types.is_large_string(array.type) else array
-    array = pc.drop_null(array)
-    trimmed = pc.utf8_trim_whitespace(array)
-    non_empty = pc.filter(array, pc.greater(pc.utf8_length(trimmed), 0))
-    if len(non_empty) == 0:
-        return
-    key = (column, where)
-    single_line = pc.and_(pc.invert(pc.match_substring(trimmed, "\n")), pc.less_equal(pc.utf8_length(trimmed), PATH_MAX_CHARS))
-    is_path = pc.and_(single_line, pc.match_substring_regex(trimmed, PATH))
-    has_url = pc.match_substring_regex(array, URL)
-    finding = paths.setdefault(key, PathFinding(column, where))
-    finding.paths += pc.sum(is_path).as_py() or 0
-    finding.urls += pc.sum(has_url).as_py() or 0
-
-    text_finding = text.setdefault(key, TextFinding(column, where, "text"))
-    text_finding.values += len(non_empty)
-    _count_patterns(text_finding, non_empty)
-    lengths.setdefault(key, []).append(pc.utf8_length(non_empty).to_numpy(zero_copy_only=False))
-    seen = distinct.setdefault(key, set())
-    if len(seen) < DISTINCT_CAP:
-        for value in pc.unique(non_empty).to_pylist():
-            seen.add(hash(value))
-            if len(seen) >= DISTINCT_CAP:
-                break
 
 
 def _count_patterns(finding: TextFinding, array: pa.Array):
