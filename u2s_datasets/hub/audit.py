@@ -7,7 +7,7 @@ nested field that holds them (``meta.links[]``).
 
 import io
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -20,7 +20,7 @@ BASE64_IMAGE = r"^\s*(?:iVBORw0KGgo|/9j/|R0lGOD|UklGR)[A-Za-z0-9+/=\s]{64,}$"  #
 URL = r"(?i)(?:\b[a-z][a-z0-9+.\-]*://|\bwww\.[a-z0-9\-]+\.[a-z]|\bdata:[a-z]+/[a-z0-9.+\-]+[;,])"
 # A whole value that is a file name or path: IMG_0001.jpg, a/b.png, alice smith/home.jpg, /home/..., C:\..., \\server\...
 PATH = (r"^(?:[^\s]+\.[A-Za-z][A-Za-z0-9]{1,4}|.*[/\\].*\.[A-Za-z][A-Za-z0-9]{1,4}"
-        r"|(?:/|~/|\./|\.\./|[A-Za-z]:[\\/]|\\\\|file:).*)$")
+        r"|(?:/|~/|\./|\.\./|[A-Za-z]:[\\/]|\\\\|file://).*)$")
 EMAIL = r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
 PHONE = r"(?:^|[^\w])(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{2,4}\)[\s.\-]?|\d{2,4}[\s.\-])\d{3,4}[\s.\-]?\d{3,4}(?:$|[^\w])"
 NAME = r"\b[A-Z][a-z]+ (?:[A-Z]\. )?[A-Z][a-z]+\b"  # two capitalised words: how people's names look in text
@@ -259,7 +259,3 @@ def looks_like_path(value) -> bool:
     if not text or "\n" in text or len(text) > PATH_MAX_CHARS:
         return False
     return bool(pc.match_substring_regex(pa.array([text]), PATH)[0].as_py())
-
-
-def holds_url(value: Optional[str]) -> bool:
-    return isinstance(value, str) and bool(pc.match_substring_regex(pa.array([value]), URL)[0].as_py())

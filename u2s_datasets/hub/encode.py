@@ -7,7 +7,6 @@ its EXIF rotation baked in, or the user asked for one format (``image_format=``)
 """
 
 import io
-import logging
 import math
 import struct
 import sys
@@ -18,8 +17,6 @@ from PIL import Image as PILImage
 
 from ..config import OutputConfig
 from ..images import ImageError, decode, strip_jpeg_metadata, strip_png_metadata, to_rgb
-
-logger = logging.getLogger(__name__)
 
 DATA_DIR = "data"
 IMAGE_FORMATS = ("auto", "png", "jpeg", "webp")  # "auto": JPEG, PNG and WebP stay as they are; others become PNG
