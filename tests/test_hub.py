@@ -712,13 +712,17 @@ def test_other_formats_are_reencoded_losslessly_and_lossy_formats_only_when_aske
     odd = [webp_exif.getvalue(), bmp.getvalue()]
     others = ds.select(range(2)).cast_column(C.SAFE_IMAGE, ImageFeature(decode=False)).map(
         lambda row, i: {C.SAFE_IMAGE: {"bytes": odd[i], "path": None}}, with_indices=True)
-    push_safe_dataset(others, "org/photos-safe", dry_run=tmp_path / "auto")
-    published = [Image.open(io.BytesIO(row["image"]["bytes"])) for row in _parquet_rows(tmp_path / "auto")]
+    result = push_safe_dataset(others, "org/photos-safe", dry_run=tmp_path / "auto")
+    files = [row["image"]["bytes"] for row in _parquet_rows(tmp_path / "auto")]
+    published = [Image.open(io.BytesIO(data)) for data in files]
     assert [image.format for image in published] == ["WEBP", "PNG"]
     assert all(np.array_equal(np.asarray(image.convert("RGB")), pixels) for image in published)
-    assert not published[0].getexif()
+    assert not published[0].getexif() and b"SecretCam" not in files[0]
+    assert files[0].split(b"VP8L")[1] == odd[0].split(b"VP8L")[1].split(b"EXIF")[0]  # the coded image, as it was
+    assert result.counts["total"]["image_files"] == {"unchanged": 0, "metadata_removed": 1, "reencoded": 1, "reencoded_lossy": 0}
     card = (tmp_path / "auto" / "README.md").read_text()
-    assert "2 re-encoded losslessly (WebP as lossless WebP, other formats as PNG)" in card and "differ slightly" not in card and "unchanged in pixels" in card
+    assert "1 re-encoded losslessly (WebP as lossless WebP, other formats as PNG)" in card
+    assert "differ slightly" not in card and "unchanged in pixels" in card
 
     push_safe_dataset(ds, "org/photos-safe", dry_run=tmp_path / "jpeg", image_format="jpeg")
     rows = _parquet_rows(tmp_path / "jpeg")

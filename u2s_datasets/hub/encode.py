@@ -3,7 +3,9 @@
 A safe image the transform wrote as JPEG, PNG or WebP is published byte for byte when its
 metadata is already gone (checked by stripping it again and comparing), cleaned at the byte
 level when not (pixels untouched), and only re-encoded when it is in another format, needs
-its EXIF rotation baked in, or the user asked for one format (``image_format=``).
+its EXIF rotation baked in, or the user asked for one format (``image_format=``). JPEG and
+PNG go through the project's strippers; WebP, which the transform does not write, through
+a chunk filter here.
 """
 
 import io
@@ -54,7 +56,7 @@ def _target_format(fmt: Optional[str], image_format: str) -> str:
 
 
 def _restripped(data: bytes, fmt: str) -> Optional[bytes]:
-    """The bytes with their metadata stripped again by the project's strippers; None when they cannot walk them."""
+    """The bytes with their metadata stripped again; None when the stripper cannot walk them."""
     try:
         if fmt == "JPEG":
             return strip_jpeg_metadata(data)
@@ -62,30 +64,38 @@ def _restripped(data: bytes, fmt: str) -> Optional[bytes]:
             return strip_png_metadata(data)
     except ImageError:
         return None
-    if fmt == "WEBP" and _webp_is_clean(data):
-        return data
+    if fmt == "WEBP":
+        return _strip_webp(data)
     return None
 
 
 _WEBP_IMAGE_CHUNKS = {b"VP8 ", b"VP8L", b"VP8X", b"ALPH", b"ANIM", b"ANMF", b"ICCP"}
+_VP8X_EXIF_XMP = 0x08 | 0x04
 
 
-def _webp_is_clean(data: bytes) -> bool:
-    """A WebP file of image chunks only: no EXIF or XMP chunk, no flag announcing one, nothing after the RIFF."""
+def _strip_webp(data: bytes) -> Optional[bytes]:
+    """Only the chunks that make the image (EXIF, XMP and unknown chunks dropped, their VP8X flags cleared,
+    nothing after the RIFF kept); None when the RIFF structure is broken."""
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
-        return False
+        return None
     (size,) = struct.unpack("<I", data[4:8])
-    if size + 8 != len(data):
-        return False
-    pos = 12
-    while pos + 8 <= len(data):
+    end, pos, chunks = min(len(data), size + 8), 12, []
+    while pos + 8 <= end:
         kind, (length,) = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])
-        if kind not in _WEBP_IMAGE_CHUNKS:
-            return False
-        if kind == b"VP8X" and data[pos + 8] & 0x0C:  # EXIF (0x08) or XMP (0x04) announced
-            return False
-        pos += 8 + length + (length & 1)
-    return pos == len(data)
+        stop = pos + 8 + length + (length & 1)
+        if stop > end:
+            return None
+        if kind == b"VP8X":
+            chunk = bytearray(data[pos:stop])
+            chunk[8] &= ~_VP8X_EXIF_XMP & 0xFF
+            chunks.append(bytes(chunk))
+        elif kind in _WEBP_IMAGE_CHUNKS:
+            chunks.append(data[pos:stop])
+        pos = stop
+    if pos != end:
+        return None
+    body = b"WEBP" + b"".join(chunks)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
 def _encoded(decoded, pil_format: str, quality: int) -> bytes:
