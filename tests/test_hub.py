@@ -268,6 +268,7 @@ def test_keeping_private_columns_warns_and_keeps_them(clean, tmp_path, caplog):
     assert C.PRIVATE_CAPTION in row and "original_image" in row
     card = (tmp_path / "out" / "README.md").read_text()
     assert "kept on request: not anonymized" in card
+    assert "neither are the original images (**except that this dataset keeps them on request**)" in card
 
 
 def test_unanonymized_image_columns_are_refused(clean, tmp_path):
@@ -759,6 +760,8 @@ def test_an_original_image_column_is_refused_unless_kept_by_name(formats, transf
     assert row["original_image"]["bytes"] == sources[0]
     card = (tmp_path / "kept" / "README.md").read_text()
     assert "kept on request although private or unchecked**: `original_image`" in card
+    assert "**Not published**: the original images (the source's `image` column)" in card
+    assert "keeps them on request" not in card  # the source's own images were not kept
 
 
 def test_image_bytes_in_binary_and_nested_columns_are_refused(formats, tmp_path, caplog):
@@ -858,7 +861,7 @@ def test_the_card_says_what_was_and_was_not_anonymized(formats, transform, tmp_p
     assert "2 left unchanged because nothing private was found" in section
     assert "4 published byte for byte" in section
     assert "**Not anonymized, published as they were in the source**: `label`." in section
-    assert "**Not published**: the original images, `private_caption`" in section
+    assert "**Not published**: the original images (the source's `image` column), `private_caption`" in section
     assert "`public_caption` and `edit_instruction`" in section
 
 

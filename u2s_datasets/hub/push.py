@@ -11,7 +11,7 @@ from typing import Mapping, Optional, Sequence, Union
 from .card import CARD_FILE, render_card
 from .encode import IMAGE_FORMATS, write_shards
 from .errors import PublishError
-from .prepare import find_image_column, prepare_split
+from .prepare import ORIGINAL_PREFIX, find_image_column, prepare_split
 from .provenance import PROVENANCE_FILE, Anonymization, as_anonymization, build_provenance, split_counts, total_counts
 from .report import PrepublishReport
 from .upload import upload
@@ -62,6 +62,7 @@ def stage(splits: Mapping, folder: Path, repo_id: str, anonymization: Anonymizat
         "image_quality": image_quality,
         "dropped_columns": _union(p.dropped_columns for p in prepared.values()),
         "kept_columns": _union(p.kept_columns for p in prepared.values()),
+        "original_images_kept_as": ORIGINAL_PREFIX + first.image_column if first.image_column in keep_columns else None,
         "as_is_columns": _union(p.as_is_columns for p in prepared.values()),
         "text_report": report.as_record(),
         "private": private,
