@@ -777,6 +777,11 @@ def test_image_bytes_in_binary_and_nested_columns_are_refused(formats, tmp_path,
         leaky = ds.add_column(column, values).cast_column(column, feature)
         with pytest.raises(ValueError, match=re.escape(f"{column!r} ({where})")):
             push_safe_dataset(leaky, "org/photos-safe", dry_run=tmp_path / column)
+    with_bytes = ds.add_column("original_bytes", sources).cast_column("original_bytes", Value("binary"))
+    with caplog.at_level(logging.WARNING, logger="u2s_datasets.hub"):
+        push_safe_dataset(with_bytes, "org/photos-safe", dry_run=tmp_path / "kept", keep_columns=["original_bytes"])
+    assert "Keeping column 'original_bytes'" in caplog.text and "binary image data at original_bytes" in caplog.text
+    assert [row["original_bytes"] for row in _parquet_rows(tmp_path / "kept")] == sources
     harmless = ds.add_column("blob", [b"\x00\x01"] * n)  # bytes that are no image go out, listed as as-is
     push_safe_dataset(harmless, "org/photos-safe", dry_run=tmp_path / "blob")
     assert _parquet_rows(tmp_path / "blob")[0]["blob"] == b"\x00\x01"
@@ -848,6 +853,14 @@ def test_addresses_in_generated_captions_are_warned_about(formats, tmp_path, cap
     with caplog.at_level(logging.WARNING, logger="u2s_datasets.hub"):
         push_safe_dataset(quoting, "org/photos-safe", dry_run=tmp_path / "out")
     assert "Column 'public_caption' of split 'train' was written by the anonymization and holds 1 URLs" in caplog.text
+
+
+def test_status_suffixes_count_under_their_status(formats, tmp_path):
+    ds, _ = formats
+    suffixed = ds.map(lambda row: {C.STATUS: row[C.STATUS] + "; first of 3 frames kept"})
+    result = push_safe_dataset(suffixed, "org/photos-safe", dry_run=tmp_path / "out")
+    counts = result.counts["total"]
+    assert (counts["passthrough"], counts["edited"], counts["dropped_failed"]) == (2, 2, 0)
 
 
 def test_the_card_says_what_was_and_was_not_anonymized(formats, transform, tmp_path):
