@@ -57,34 +57,29 @@ def _target_format(fmt: Optional[str], image_format: str) -> str:
 
 def _restripped(data: bytes, fmt: str) -> Optional[bytes]:
     """The bytes with their metadata stripped again; None when the stripper cannot walk them."""
+    stripper = {"JPEG": strip_jpeg_metadata, "PNG": strip_png_metadata, "WEBP": _webp_stripper()}.get(fmt)
     try:
-        if fmt == "JPEG":
-            return strip_jpeg_metadata(data)
-        if fmt == "PNG":
-            return strip_png_metadata(data)
-    except ImageError:
+        return stripper(data) if stripper else None
+    except ValueError:  # ImageError, or the stricter strippers' MetadataError: a stream they cannot walk
         return None
-    if fmt == "WEBP":
-        return _strip_webp(data)
-    return None
 
 
 _WEBP_IMAGE_CHUNKS = {b"VP8 ", b"VP8L", b"VP8X", b"ALPH", b"ANIM", b"ANMF", b"ICCP"}
 _VP8X_EXIF_XMP = 0x08 | 0x04
 
 
-def _strip_webp(data: bytes) -> Optional[bytes]:
+def _strip_webp(data: bytes) -> bytes:
     """Only the chunks that make the image (EXIF, XMP and unknown chunks dropped, their VP8X flags cleared,
-    nothing after the RIFF kept); None when the RIFF structure is broken."""
+    nothing after the RIFF kept); ValueError when the RIFF structure is broken."""
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
-        return None
+        raise ValueError("not a WebP stream")
     (size,) = struct.unpack("<I", data[4:8])
     end, pos, chunks = min(len(data), size + 8), 12, []
     while pos + 8 <= end:
         kind, (length,) = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])
         stop = pos + 8 + length + (length & 1)
         if stop > end:
-            return None
+            raise ValueError(f"WebP chunk {kind!r} runs past the end of the stream")
         if kind == b"VP8X":
             chunk = bytearray(data[pos:stop])
             chunk[8] &= ~_VP8X_EXIF_XMP & 0xFF
@@ -93,9 +88,17 @@ def _strip_webp(data: bytes) -> Optional[bytes]:
             chunks.append(data[pos:stop])
         pos = stop
     if pos != end:
-        return None
+        raise ValueError("WebP stream ends inside a chunk header")
     body = b"WEBP" + b"".join(chunks)
     return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def _webp_stripper():
+    try:  # the project's own, where this version has one
+        from ..metadata import strip_webp_metadata
+    except ImportError:
+        return _strip_webp
+    return strip_webp_metadata
 
 
 def _encoded(decoded, pil_format: str, quality: int) -> bytes:
