@@ -794,23 +794,25 @@ def test_paths_and_urls_anywhere_in_the_row_are_dropped_unless_kept(formats, tmp
     leaky = (ds.add_column("meta", [{"taken": "2019", "origin": {"file": f"/home/alice/dcim/{i}.jpg"}} for i in range(n)])
              .add_column("links", [["ok", f"https://cdn.example.com/alice/{i}"] for i in range(n)])
              .add_column("remark", ["nothing to see"] * (n - 1) + ["mirror at www.alice-example.org/x"])
+             .add_column("exif_json", ['{"camera": "x", "saved_to": "/home/alice/dcim"}'] * n)
              .add_column("quality", [0.5] * n))
     with caplog.at_level(logging.WARNING, logger="u2s_datasets.hub"):
         push_safe_dataset(leaky, "org/photos-safe", dry_run=tmp_path / "out")
-    assert "'meta', 'links', 'remark'" in caplog.text
+    assert "'meta', 'links', 'remark', 'exif_json'" in caplog.text
     assert "meta.origin.file: 4 paths" in caplog.text and "links[]: 4 URLs" in caplog.text and "remark: 1 URLs" in caplog.text
     row = _parquet_rows(tmp_path / "out")[0]
-    assert not {"meta", "links", "remark"} & set(row) and row["quality"] == 0.5
+    assert not {"meta", "links", "remark", "exif_json"} & set(row) and row["quality"] == 0.5
     assert all(b"alice" not in c for c in _staged_files(tmp_path / "out").values())
     provenance = json.loads((tmp_path / "out" / "provenance.json").read_text())
-    assert provenance["publishing"]["dropped_columns"] == ["image", C.PRIVATE_CAPTION, "meta", "links", "remark"]
+    assert provenance["publishing"]["dropped_columns"] == ["image", C.PRIVATE_CAPTION, "meta", "links", "remark", "exif_json"]
 
-    push_safe_dataset(leaky, "org/photos-safe", dry_run=tmp_path / "kept", keep_columns=["links"], allow_text_columns=True)
+    push_safe_dataset(leaky.remove_columns("exif_json"), "org/photos-safe", dry_run=tmp_path / "kept", keep_columns=["links"],
+                      allow_text_columns=True)
     assert _parquet_rows(tmp_path / "kept")[0]["links"] == ["ok", "https://cdn.example.com/alice/0"]
 
     # a path in one split drops the column from every split: one schema, nothing left behind in the other
-    splits = DatasetDict({"train": leaky.select([1, 2, 3]).remove_columns(["meta", "links"]),
-                          "test": leaky.select([0]).remove_columns(["meta", "links"])})
+    splits = DatasetDict({"train": leaky.select([1, 2, 3]).remove_columns(["meta", "links", "exif_json"]),
+                          "test": leaky.select([0]).remove_columns(["meta", "links", "exif_json"])})
     push_safe_dataset(splits, "org/photos-safe", dry_run=tmp_path / "splits")
     assert "remark" not in _parquet_rows(tmp_path / "splits", "train")[0] and "remark" not in _parquet_rows(tmp_path / "splits", "test")[0]
     assert {name: "remark" in split.column_names for name, split in load_dataset(str(tmp_path / "splits")).items()} == {

@@ -21,6 +21,7 @@ URL = r"(?i)(?:\b[a-z][a-z0-9+.\-]*://|\bwww\.[a-z0-9\-]+\.[a-z]|\bdata:[a-z]+/[
 # A whole value that is a file name or path: IMG_0001.jpg, a/b.png, alice smith/home.jpg, /home/..., C:\..., \\server\...
 PATH = (r"^(?:[^\s]+\.[A-Za-z][A-Za-z0-9]{1,4}|.*[/\\].*\.[A-Za-z][A-Za-z0-9]{1,4}"
         r"|(?:/|~/|\./|\.\./|[A-Za-z]:[\\/]|\\\\|file://).*)$")
+HOME_PATH = r"(?i)(?:/home/|/users/|/root/|[a-z]:\\users\\|\\\\[a-z0-9._\-]+\\)\S"  # inside any text: JSON, notes
 EMAIL = r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
 PHONE = r"(?:^|[^\w])(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{2,4}\)[\s.\-]?|\d{2,4}[\s.\-])\d{3,4}[\s.\-]?\d{3,4}(?:$|[^\w])"
 NAME = r"\b[A-Z][a-z]+ (?:[A-Z]\. )?[A-Z][a-z]+\b"  # two capitalised words: how people's names look in text
@@ -131,7 +132,8 @@ class _Scan:
         key = (column, where)
         single_line = pc.and_(pc.invert(pc.match_substring(trimmed, "\n")), pc.less_equal(pc.utf8_length(trimmed), PATH_MAX_CHARS))
         found = self.paths.setdefault(key, PathFinding(column, where))
-        found.paths += pc.sum(pc.and_(single_line, pc.match_substring_regex(trimmed, PATH))).as_py() or 0
+        is_path = pc.or_(pc.and_(single_line, pc.match_substring_regex(trimmed, PATH)), pc.match_substring_regex(array, HOME_PATH))
+        found.paths += pc.sum(is_path).as_py() or 0
         found.urls += pc.sum(pc.match_substring_regex(array, URL)).as_py() or 0
 
         finding = self.text.setdefault(key, TextFinding(column, where, "text"))
