@@ -877,7 +877,13 @@ def test_the_card_says_what_was_and_was_not_anonymized(formats, transform, tmp_p
     assert "4 published byte for byte" in section
     assert "**Not anonymized, published as they were in the source**: `label`." in section
     assert "**Not published**: the original images (the source's `image` column), `private_caption`" in section
-    assert "`public_caption` and `edit_instruction`" in section
+    assert "**Written by the anonymization, not checked by a person**: `public_caption` and `edit_instruction`" in section
+    assert "| `edit_instruction` |" in card and "|\n| `label` | from the source dataset" in card  # one table, no gap
+
+    push_safe_dataset(labelled.remove_columns(C.EDIT_INSTRUCTION), "org/photos-safe", dry_run=tmp_path / "fewer",
+                      allow_text_columns=True)
+    fewer = (tmp_path / "fewer" / "README.md").read_text()
+    assert "| `edit_instruction` |" not in fewer and "not checked by a person**: `public_caption` (" in fewer  # what is there
 
 
 def test_cli_refuses_text_without_the_acknowledgement_and_keeps_png(formats, transform, tmp_path, monkeypatch, capsys):

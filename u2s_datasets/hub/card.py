@@ -67,6 +67,7 @@ def render_card(folder: Path, repo_id: str, provenance: Mapping, split_files: Ma
         anonymization=anonymization,
         editor=_stage(anonymization, "edit"),
         publishing=publishing,
+        columns=list(features),
         counts=counts,
         files=counts["total"]["image_files"],
         reencoded_lossy=counts["total"]["image_files"].get("reencoded_lossy", 0) > 0,

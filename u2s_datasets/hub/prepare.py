@@ -79,7 +79,7 @@ def prepare_split(ds, name: str, image_column: str, keep_columns: Sequence[str] 
     ds = ds.remove_columns(dropped)
 
     kept = []
-    for column in [c for c in ds.column_names if c in keep]:
+    for column in [c for c in ds.column_names if c in keep and (c not in OWN_COLUMNS or c == C.PRIVATE_CAPTION)]:
         published = column
         if column == image_column:  # the image column is the safe one; the original moves aside
             published = ORIGINAL_PREFIX + column
