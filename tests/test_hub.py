@@ -859,10 +859,13 @@ def test_addresses_in_generated_captions_are_warned_about(formats, tmp_path, cap
 
 def test_status_suffixes_count_under_their_status(formats, tmp_path):
     ds, _ = formats
-    suffixed = ds.map(lambda row: {C.STATUS: row[C.STATUS] + "; first of 3 frames kept"})
+    notes = ["; first of 3 frames kept", "; 16-bit samples kept", "", "; regions filled"]
+    suffixed = ds.map(lambda row, i: {C.STATUS: ("escalated" if i == 3 else row[C.STATUS]) + notes[i]}, with_indices=True)
     result = push_safe_dataset(suffixed, "org/photos-safe", dry_run=tmp_path / "out")
     counts = result.counts["total"]
-    assert (counts["passthrough"], counts["edited"], counts["dropped_failed"]) == (2, 2, 0)
+    assert (counts["passthrough"], counts["edited"], counts["escalated"], counts["dropped_failed"]) == (2, 1, 1, 0)
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "| train | 4 | 2 | 1 | 1 | 0 | 2 | 0 |" in card and "1 with their private regions filled" in card
 
 
 def test_the_card_says_what_was_and_was_not_anonymized(formats, transform, tmp_path):

@@ -14,6 +14,7 @@ logger = logging.getLogger(__name__)
 ORIGINAL_PREFIX = "original_"  # a kept original image column is published under this prefix
 PATH_COLUMNS = ("file_name", "filename", "file_path", "filepath", "path", "image_path", "image_file", "url", "image_url")
 OWN_COLUMNS = tuple(C.OUTPUT_FEATURES)  # written by the transform; public_caption/edit_instruction: docs/publishing.md
+PRIVATE_COLUMNS = getattr(C, "PRIVATE_COLUMNS", (C.PRIVATE_CAPTION,))  # describe private content: out unless kept
 
 
 @dataclass
@@ -56,7 +57,7 @@ def prepare_split(ds, name: str, image_column: str, keep_columns: Sequence[str] 
     keep = set(keep_columns)
     ds, dropped_failed = _without_failed_rows(ds, name, drop_failed)
 
-    private = [c for c in (image_column, C.PRIVATE_CAPTION) if c in ds.column_names]
+    private = [c for c in (image_column, *PRIVATE_COLUMNS) if c in ds.column_names]
     dropped = [c for c in private if c not in keep]
     source_columns = [c for c in ds.column_names if c not in OWN_COLUMNS and c != image_column]
     audit = audit_columns(ds, source_columns)
@@ -79,7 +80,7 @@ def prepare_split(ds, name: str, image_column: str, keep_columns: Sequence[str] 
     ds = ds.remove_columns(dropped)
 
     kept = []
-    for column in [c for c in ds.column_names if c in keep and (c not in OWN_COLUMNS or c == C.PRIVATE_CAPTION)]:
+    for column in [c for c in ds.column_names if c in keep and (c not in OWN_COLUMNS or c in PRIVATE_COLUMNS)]:
         published = column
         if column == image_column:  # the image column is the safe one; the original moves aside
             published = ORIGINAL_PREFIX + column

@@ -125,7 +125,8 @@ def _package_version(name: str) -> Optional[str]:
 
 # ----------------------------------------------------------------------------- counts
 
-_TOTALLED = ("rows", "flagged", "edited", "redacted", "passthrough", "dropped_failed")
+_TOTALLED = ("rows", "flagged", "edited", "escalated", "redacted", "passthrough", "dropped_failed")
+STATUS_ESCALATED = getattr(C, "STATUS_ESCALATED", "escalated")  # the editor's output still showed private content: filled
 
 
 def split_counts(dataset, dropped_failed: int, image_files: Mapping) -> dict:
@@ -138,6 +139,7 @@ def split_counts(dataset, dropped_failed: int, image_files: Mapping) -> dict:
         "rows": len(dataset),
         "flagged": flagged,
         "edited": statuses.get(C.STATUS_EDITED, 0),
+        "escalated": statuses.get(STATUS_ESCALATED, 0),
         "redacted": statuses.get(C.STATUS_REDACTED, 0),
         "passthrough": statuses.get(C.STATUS_PASSTHROUGH, 0),
         "dropped_failed": dropped_failed,
