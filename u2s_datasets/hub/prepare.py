@@ -47,13 +47,13 @@ def prepare_split(ds, name: str, image_column: str, keep_columns: Sequence[str] 
 
     for required in (C.SAFE_IMAGE, C.STATUS):
         if required not in ds.column_names:
-            raise ValueError(
+            raise PublishRefused(
                 f"Split {name!r} has no {required!r} column: it was not mapped with Unsafe2Safe "
                 f"(columns: {', '.join(ds.column_names)})"
             )
     unknown = [c for c in keep_columns if c not in ds.column_names]
     if unknown:
-        raise ValueError(f"keep_columns names columns that split {name!r} does not have: {', '.join(unknown)}")
+        raise PublishRefused(f"keep_columns names columns that split {name!r} does not have: {', '.join(unknown)}")
     keep = set(keep_columns)
     ds, dropped_failed = _without_failed_rows(ds, name, drop_failed)
 
