@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 import shutil
 import threading
 import zipfile
@@ -64,7 +65,8 @@ def transform():
 @pytest.fixture(scope="module")
 def mapped(source, transform):
     # datasets would decode (and choke on) the corrupt image itself; the transform takes the raw bytes
-    ds = source.cast_column("image", ImageFeature(decode=False)).map(transform, batched=True, batch_size=8)
+    raw = source.cast_column("image", ImageFeature(decode=False))
+    ds = raw.map(transform, batched=True, batch_size=8, features=transform.features(raw.features))
     statuses = ds[C.STATUS]
     assert statuses[-1].startswith(C.STATUS_ERROR_PREFIX) and all(not C.is_error(s) for s in statuses[:-1])
     assert sum(ds[C.IS_PRIVATE][:-1]) >= 3  # faces in astronaut/camera, text on page
@@ -80,7 +82,7 @@ def clean(mapped):
 def staged(clean, transform, tmp_path_factory):
     folder = tmp_path_factory.mktemp("publish") / "staging"
     result = push_safe_dataset(
-        clean, "org/photos-safe", dry_run=folder, transform=transform, license="cc-by-4.0", source_dataset="org/photos",
+        clean, "org/photos-safe", allow_text_columns=True, dry_run=folder, transform=transform, license="cc-by-4.0", source_dataset="org/photos",
         task_categories=["image-classification"], metrics=METRICS, gated="manual",
     )
     return folder, result
@@ -239,14 +241,14 @@ def test_provenance_matches_the_config_and_the_data(staged, transform, clean):
 
 def test_failed_rows_are_refused_by_default(mapped, tmp_path):
     with pytest.raises(ValueError, match=r"1 of 6 rows of split 'train' failed anonymization \(first: row 5") as error:
-        push_safe_dataset(mapped, "org/photos-safe", dry_run=tmp_path / "out")
+        push_safe_dataset(mapped, "org/photos-safe", allow_text_columns=True, dry_run=tmp_path / "out")
     assert "drop_failed=True" in str(error.value)
     assert not any((tmp_path / "out").rglob("*.parquet"))
 
 
 def test_failed_rows_are_dropped_and_counted_when_asked(mapped, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="u2s_datasets.hub"):
-        result = push_safe_dataset(mapped, "org/photos-safe", dry_run=tmp_path / "out", drop_failed=True)
+        result = push_safe_dataset(mapped, "org/photos-safe", allow_text_columns=True, dry_run=tmp_path / "out", drop_failed=True)
     assert "Dropping 1 of 6 rows" in caplog.text
     rows = _parquet_rows(tmp_path / "out")
     assert [row["label"] for row in rows] == list(PHOTOS)
@@ -259,25 +261,26 @@ def test_failed_rows_are_dropped_and_counted_when_asked(mapped, tmp_path, caplog
 
 def test_keeping_private_columns_warns_and_keeps_them(clean, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="u2s_datasets.hub"):
-        push_safe_dataset(clean, "org/photos-safe", dry_run=tmp_path / "out", keep_columns=["private_caption", "image"])
+        push_safe_dataset(clean, "org/photos-safe", allow_text_columns=True, dry_run=tmp_path / "out", keep_columns=["private_caption", "image"])
     assert "Keeping column 'private_caption'" in caplog.text
     assert "Keeping column 'image'" in caplog.text and "ORIGINAL, un-anonymized" in caplog.text
     row = _parquet_rows(tmp_path / "out")[0]
     assert C.PRIVATE_CAPTION in row and "original_image" in row
     card = (tmp_path / "out" / "README.md").read_text()
     assert "kept on request: not anonymized" in card
+    assert "neither are the original images (**except that this dataset keeps them on request**)" in card
 
 
 def test_unanonymized_image_columns_are_refused(clean, tmp_path):
     with_thumbs = clean.add_column("thumbnail", clean.cast_column(C.SAFE_IMAGE, ImageFeature(decode=False))[C.SAFE_IMAGE])
     with_thumbs = with_thumbs.cast_column("thumbnail", ImageFeature())
     with pytest.raises(ValueError, match="thumbnail"):
-        push_safe_dataset(with_thumbs, "org/photos-safe", dry_run=tmp_path / "out", image_column="image")
+        push_safe_dataset(with_thumbs, "org/photos-safe", allow_text_columns=True, dry_run=tmp_path / "out", image_column="image")
 
 
 def test_dataset_dict_publishes_every_split_as_webp(clean, transform, tmp_path):
     splits = DatasetDict({"train": clean.select(range(3)), "test": clean.select(range(3, 5))})
-    result = push_safe_dataset(splits, "org/photos-safe", dry_run=tmp_path / "out", transform=transform, image_format="webp")
+    result = push_safe_dataset(splits, "org/photos-safe", allow_text_columns=True, dry_run=tmp_path / "out", transform=transform, image_format="webp")
     assert result.files == ["data/train-00000-of-00001.parquet", "data/test-00000-of-00001.parquet", "provenance.json", "README.md"]
     loaded = load_dataset(str(tmp_path / "out"))
     assert {name: len(split) for name, split in loaded.items()} == {"train": 3, "test": 2}
@@ -444,7 +447,7 @@ def _commit_paths(request) -> tuple:
 
 def test_upload_is_private_gated_and_puts_the_card_last(hub, clean, transform, caplog):
     with caplog.at_level(logging.DEBUG):
-        result = push_safe_dataset(clean, "org/photos-safe", transform=transform, gated="auto", license="cc-by-4.0",
+        result = push_safe_dataset(clean, "org/photos-safe", allow_text_columns=True, transform=transform, gated="auto", license="cc-by-4.0",
                                    endpoint=hub.url)
     create = hub.calls("POST", "/api/repos/create")
     assert len(create) == 1 and create[0]["body"]["visibility"] == "private" and create[0]["body"]["type"] == "dataset"
@@ -477,7 +480,7 @@ def test_upload_is_private_gated_and_puts_the_card_last(hub, clean, transform, c
 def test_a_failed_data_commit_leaves_no_card(hub, clean, transform, caplog):
     hub.fail_commit_containing = ".parquet"
     with caplog.at_level(logging.DEBUG), pytest.raises(PublishError) as error:
-        push_safe_dataset(clean, "org/photos-safe", transform=transform, endpoint=hub.url)
+        push_safe_dataset(clean, "org/photos-safe", allow_text_columns=True, transform=transform, endpoint=hub.url)
     message = str(error.value)
     assert "committing the data" in message and "card was not uploaded" in message and "does not claim" in message
     assert TOKEN not in message and TOKEN not in caplog.text
@@ -490,7 +493,7 @@ def test_republishing_removes_the_old_card_and_stale_shards_with_the_new_data(hu
     hub.repos["org/photos-safe"] = {"private": True, "gated": False, "files": {
         ".gitattributes": b"", "README.md": b"---\nlicense: mit\n---\nold", "data/train-00000-of-00002.parquet": b"old",
         "data/train-00001-of-00002.parquet": b"old"}}
-    push_safe_dataset(clean, "org/photos-safe", transform=transform, endpoint=hub.url)
+    push_safe_dataset(clean, "org/photos-safe", allow_text_columns=True, transform=transform, endpoint=hub.url)
     first = hub.commits()[0]
     added, deleted = _commit_paths(first)
     assert "README.md" in deleted and "README.md" not in added
@@ -503,7 +506,7 @@ def test_republishing_removes_the_old_card_and_stale_shards_with_the_new_data(hu
 def test_an_existing_public_repo_is_not_published_into_as_private(hub, clean):
     hub.repos["org/photos-safe"] = {"private": False, "gated": False, "files": {".gitattributes": b""}}
     with pytest.raises(PublishError, match="already exists and is public"):
-        push_safe_dataset(clean, "org/photos-safe", endpoint=hub.url)
+        push_safe_dataset(clean, "org/photos-safe", allow_text_columns=True, endpoint=hub.url)
     assert not hub.commits()
 
 
@@ -531,7 +534,7 @@ def _u2s(monkeypatch, *argv) -> int:
 
 
 def test_cli_dry_run_reads_the_saved_config(saved, transform, tmp_path, monkeypatch, capsys):
-    assert _u2s(monkeypatch, saved, "org/photos-safe", "--dry-run", tmp_path / "stage", "--image-format", "webp",
+    assert _u2s(monkeypatch, saved, "org/photos-safe", "--allow-text-columns", "--dry-run", tmp_path / "stage", "--image-format", "webp",
                 "--license", "cc-by-4.0") == 0
     assert "Dry run: staged 3 files" in capsys.readouterr().out
     provenance = json.loads((tmp_path / "stage" / "provenance.json").read_text())
@@ -543,14 +546,14 @@ def test_cli_dry_run_reads_the_saved_config(saved, transform, tmp_path, monkeypa
 
 def test_cli_without_a_saved_config_says_what_is_unknown(saved, tmp_path, monkeypatch):
     (saved / "u2s_config.json").unlink()
-    assert _u2s(monkeypatch, saved, "org/photos-safe", "--dry-run", tmp_path / "stage") == 0
+    assert _u2s(monkeypatch, saved, "org/photos-safe", "--allow-text-columns", "--dry-run", tmp_path / "stage") == 0
     assert "**Not recorded.**" in (tmp_path / "stage" / "README.md").read_text()
     assert json.loads((tmp_path / "stage" / "provenance.json").read_text())["anonymization"]["known"] is False
 
 
 def test_cli_uploads_through_hf_endpoint_with_the_token_from_the_environment(hub, saved, monkeypatch, capsys):
     monkeypatch.setattr(constants, "ENDPOINT", hub.url)  # what HF_ENDPOINT sets when huggingface_hub is imported
-    assert _u2s(monkeypatch, saved, "org/photos-safe", "--public", "--gated", "manual") == 0
+    assert _u2s(monkeypatch, saved, "org/photos-safe", "--allow-text-columns", "--public", "--gated", "manual") == 0
     out = capsys.readouterr()
     assert "Published org/photos-safe (public)" in out.out
     assert TOKEN not in out.out + out.err
@@ -562,7 +565,7 @@ def test_cli_uploads_through_hf_endpoint_with_the_token_from_the_environment(hub
 def test_cli_reports_a_failed_upload_as_an_error(hub, saved, monkeypatch, capsys):
     monkeypatch.setattr(constants, "ENDPOINT", hub.url)
     hub.fail_commit_containing = "provenance.json"
-    assert _u2s(monkeypatch, saved, "org/photos-safe") == 1
+    assert _u2s(monkeypatch, saved, "org/photos-safe", "--allow-text-columns") == 1
     err = capsys.readouterr().err
     assert "u2s publish: error:" in err and "card was not uploaded" in err
     assert "README.md" not in hub.repos["org/photos-safe"]["files"]
@@ -590,7 +593,7 @@ def test_image_paths_never_reach_the_parquet(clean, tmp_path):
     # a path can carry a private file name (/home/alice/...); only bytes are published
     with_paths = clean.cast_column(C.SAFE_IMAGE, ImageFeature(decode=False)).map(
         lambda row: {C.SAFE_IMAGE: {"bytes": row[C.SAFE_IMAGE]["bytes"], "path": "/home/alice/holiday.jpg"}})
-    push_safe_dataset(with_paths, "org/photos-safe", dry_run=tmp_path / "out")
+    push_safe_dataset(with_paths, "org/photos-safe", allow_text_columns=True, dry_run=tmp_path / "out")
     assert all(row["image"]["path"] is None for row in _parquet_rows(tmp_path / "out"))
     assert all(b"/home/alice" not in content for content in _staged_files(tmp_path / "out").values())
 
@@ -602,7 +605,7 @@ def test_file_names_and_paths_are_dropped_unless_kept(clean, tmp_path, caplog):
              .add_column("source", [f"/home/alice/photos/{i}" for i in range(n)])
              .add_column("note", ["a photo from the archive"] * n))
     with caplog.at_level(logging.WARNING, logger="u2s_datasets.hub"):
-        push_safe_dataset(leaky, "org/photos-safe", dry_run=tmp_path / "out")
+        push_safe_dataset(leaky, "org/photos-safe", allow_text_columns=True, dry_run=tmp_path / "out")
     assert "'file_name', 'source'" in caplog.text
     row = _parquet_rows(tmp_path / "out")[0]
     assert "file_name" not in row and "source" not in row and row["note"] == "a photo from the archive"
@@ -610,7 +613,7 @@ def test_file_names_and_paths_are_dropped_unless_kept(clean, tmp_path, caplog):
     assert json.loads((tmp_path / "out" / "provenance.json").read_text())["publishing"]["dropped_columns"] == [
         "image", "private_caption", "file_name", "source"]
 
-    push_safe_dataset(leaky, "org/photos-safe", dry_run=tmp_path / "kept", keep_columns=["file_name"])
+    push_safe_dataset(leaky, "org/photos-safe", allow_text_columns=True, dry_run=tmp_path / "kept", keep_columns=["file_name"])
     assert _parquet_rows(tmp_path / "kept")[0]["file_name"] == "alice_smith/home_address_0.jpg"
 
 
@@ -628,9 +631,270 @@ def large_safe_image(clean):
 
 def test_publishing_reads_safe_images_under_the_runs_own_pixel_limit(large_safe_image, tmp_path):
     raised = {"config": resolve_config("local", max_image_pixels=100_000_000).to_dict(), "image_column": "image"}
-    push_safe_dataset(large_safe_image, "org/photos-safe", dry_run=tmp_path / "raised", transform=raised)
+    push_safe_dataset(large_safe_image, "org/photos-safe", allow_text_columns=True, dry_run=tmp_path / "raised", transform=raised)
     published = Image.open(io.BytesIO(_parquet_rows(tmp_path / "raised")[0]["image"]["bytes"]))
     assert published.size == (10_000, 9_000)
     default = {"config": resolve_config("local").to_dict(), "image_column": "image"}
     with pytest.raises(ValueError, match="row 0.*decompression limit"):
-        push_safe_dataset(large_safe_image, "org/photos-safe", dry_run=tmp_path / "default", transform=default)
+        push_safe_dataset(large_safe_image, "org/photos-safe", allow_text_columns=True, dry_run=tmp_path / "default", transform=default)
+
+
+# ----------------------------------------------------------------------------- the safe image goes out as the transform wrote it
+
+def _png_with_text(array, text) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", pnginfo=_png_text("Author", text))
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def formats(transform):
+    """PNG and JPEG sources, private (edited) and clean (passthrough), through the real transform."""
+    sources = {
+        "coffee": _png_with_text(skdata.coffee()[::2, ::2], "Alice Example"),  # clean scene, PNG: passthrough
+        "chelsea": _jpeg_with_metadata(skdata.chelsea()[::2, ::2], "chelsea"),  # clean scene, JPEG: passthrough
+        "page": _png_with_text(skdata.page(), "Alice Example"),  # printed text, PNG: edited
+        "astronaut": _jpeg_with_metadata(skdata.astronaut(), "astronaut"),  # a face, JPEG: edited
+    }
+    features = Features({"image": ImageFeature(decode=False), "photo": Value("string")})
+    raw = Dataset.from_dict({"image": [{"bytes": b, "path": None} for b in sources.values()], "photo": list(sources)}, features=features)
+    ds = raw.map(transform, batched=True, batch_size=4, features=transform.features(raw.features))
+    statuses = [C.base_status(s) if hasattr(C, "base_status") else s.split(";")[0] for s in ds[C.STATUS]]
+    assert statuses == [C.STATUS_PASSTHROUGH, C.STATUS_PASSTHROUGH, C.STATUS_EDITED, C.STATUS_EDITED]
+    return ds.remove_columns("photo"), list(sources.values())
+
+
+def _safe_bytes(ds) -> list:
+    return [v["bytes"] for v in ds.cast_column(C.SAFE_IMAGE, ImageFeature(decode=False))[C.SAFE_IMAGE]]
+
+
+def test_safe_images_are_published_byte_for_byte_and_png_stays_png(formats, transform, tmp_path):
+    ds, sources = formats
+    result = push_safe_dataset(ds, "org/photos-safe", dry_run=tmp_path / "out", transform=transform)
+    published = [row["image"]["bytes"] for row in _parquet_rows(tmp_path / "out")]
+    assert published == _safe_bytes(ds)  # passthrough and edited rows alike: no new encode
+    assert [Image.open(io.BytesIO(b)).format for b in published] == ["PNG", "JPEG", "PNG", "JPEG"]
+    for source, image in zip(sources[:2], published[:2]):  # passthrough: the source's pixels, bit for bit
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(image))), np.asarray(Image.open(io.BytesIO(source))))
+    assert all(b"Alice Example" not in b and b"SecretCam" not in b for b in published)
+    assert result.counts["total"]["image_files"] == {"unchanged": 4, "metadata_removed": 0, "reencoded": 0, "reencoded_lossy": 0}
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "4 published byte for byte" in card and "unchanged in pixels" in card and "differ slightly" not in card
+
+
+def test_metadata_in_a_safe_image_is_removed_at_byte_level_without_a_new_encode(formats, tmp_path):
+    ds, _ = formats
+    clean = _safe_bytes(ds)
+    dirty = [clean[0][:-12] + _png_chunk(b"tEXt", b"Author\x00Alice Example") + clean[0][-12:],  # before IEND
+             clean[1][:2] + b"\xff\xfe\x00\x10owner: alice!!" + clean[1][2:]]  # a comment segment
+    tampered = ds.select(range(2)).cast_column(C.SAFE_IMAGE, ImageFeature(decode=False)).map(
+        lambda row, i: {C.SAFE_IMAGE: {"bytes": dirty[i], "path": None}}, with_indices=True)
+    result = push_safe_dataset(tampered, "org/photos-safe", dry_run=tmp_path / "out")
+    published = [row["image"]["bytes"] for row in _parquet_rows(tmp_path / "out")]
+    assert published == clean[:2]  # the metadata went, the coded pixels stayed
+    assert result.counts["total"]["image_files"] == {"unchanged": 0, "metadata_removed": 2, "reencoded": 0, "reencoded_lossy": 0}
+
+
+def _png_chunk(kind, payload) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def test_other_formats_are_reencoded_losslessly_and_lossy_formats_only_when_asked(formats, tmp_path):
+    ds, _ = formats
+    pixels = skdata.coffee()[::4, ::4]
+    webp_exif, bmp = io.BytesIO(), io.BytesIO()
+    exif = Image.Exif()
+    exif[0x010F] = "SecretCam"
+    Image.fromarray(pixels).save(webp_exif, format="WEBP", lossless=True, exif=exif.tobytes())
+    Image.fromarray(pixels).save(bmp, format="BMP")
+    odd = [webp_exif.getvalue(), bmp.getvalue()]
+    others = ds.select(range(2)).cast_column(C.SAFE_IMAGE, ImageFeature(decode=False)).map(
+        lambda row, i: {C.SAFE_IMAGE: {"bytes": odd[i], "path": None}}, with_indices=True)
+    result = push_safe_dataset(others, "org/photos-safe", dry_run=tmp_path / "auto")
+    files = [row["image"]["bytes"] for row in _parquet_rows(tmp_path / "auto")]
+    published = [Image.open(io.BytesIO(data)) for data in files]
+    assert [image.format for image in published] == ["WEBP", "PNG"]
+    assert all(np.array_equal(np.asarray(image.convert("RGB")), pixels) for image in published)
+    assert not published[0].getexif() and b"SecretCam" not in files[0]
+    assert files[0].split(b"VP8L")[1] == odd[0].split(b"VP8L")[1].split(b"EXIF")[0]  # the coded image, as it was
+    assert result.counts["total"]["image_files"] == {"unchanged": 0, "metadata_removed": 1, "reencoded": 1, "reencoded_lossy": 0}
+    card = (tmp_path / "auto" / "README.md").read_text()
+    assert "1 re-encoded losslessly (WebP as lossless WebP, other formats as PNG)" in card
+    assert "differ slightly" not in card and "unchanged in pixels" in card
+
+    push_safe_dataset(ds, "org/photos-safe", dry_run=tmp_path / "jpeg", image_format="jpeg")
+    rows = _parquet_rows(tmp_path / "jpeg")
+    assert [Image.open(io.BytesIO(r["image"]["bytes"])).format for r in rows] == ["JPEG"] * 4
+    assert rows[1]["image"]["bytes"] == _safe_bytes(ds)[1]  # JPEG was already JPEG: kept
+    card = (tmp_path / "jpeg" / "README.md").read_text()
+    assert "2 re-encoded lossily as JPEG on request" in card and "differ slightly" in card
+
+
+def test_staged_parquet_loads_with_the_output_features(formats, transform, tmp_path):
+    ds, _ = formats
+    push_safe_dataset(ds, "org/photos-safe", dry_run=tmp_path / "out", transform=transform)
+    loaded = load_dataset("parquet", data_dir=str(tmp_path / "out" / "data"), split="train")
+    expected = {name: feature for name, feature in C.OUTPUT_FEATURES.items() if name not in (C.SAFE_IMAGE, C.PRIVATE_CAPTION)}
+    assert loaded.features == Features({"image": ImageFeature(), **expected})
+    assert len(loaded) == 4 and loaded[2]["image"].size == Image.open(io.BytesIO(_safe_bytes(ds)[2])).size
+
+
+# ----------------------------------------------------------------------------- other images, paths, URLs and text
+
+def test_an_original_image_column_is_refused_unless_kept_by_name(formats, transform, tmp_path, caplog):
+    ds, sources = formats
+    with_original = ds.add_column("original_image", [{"bytes": b, "path": None} for b in sources]).cast_column(
+        "original_image", ImageFeature())
+    with pytest.raises(ValueError, match=r"'original_image' \(Image at original_image\)"):
+        push_safe_dataset(with_original, "org/photos-safe", dry_run=tmp_path / "refused", transform=transform)
+    assert not any((tmp_path / "refused").rglob("*.parquet"))
+
+    with caplog.at_level(logging.WARNING, logger="u2s_datasets.hub"):
+        push_safe_dataset(with_original, "org/photos-safe", dry_run=tmp_path / "kept", keep_columns=["original_image"],
+                          transform=transform)
+    assert "Keeping column 'original_image'" in caplog.text and "NOT anonymized" in caplog.text
+    row = _parquet_rows(tmp_path / "kept")[0]
+    assert row["original_image"]["bytes"] == sources[0]
+    card = (tmp_path / "kept" / "README.md").read_text()
+    assert "kept on request although private or unchecked**: `original_image`" in card
+    assert "**Not published**: the original images (the source's `image` column)" in card
+    assert "keeps them on request" not in card  # the source's own images were not kept
+
+
+def test_image_bytes_in_binary_and_nested_columns_are_refused(formats, tmp_path, caplog):
+    ds, sources = formats
+    n = len(ds)
+    leaks = {
+        "original_bytes": (sources, Value("binary"), "binary image data at original_bytes"),
+        "views": ([{"front": [{"bytes": b, "path": None}]} for b in sources], {"front": [ImageFeature()]}, "Image at views.front[]"),
+        "crops": ([[b"not an image", b] for b in sources], [Value("binary")], "binary image data at crops[]"),
+        "thumb_b64": ([base64.b64encode(b).decode() for b in sources], Value("string"), "base64 image data at thumb_b64"),
+    }
+    for column, (values, feature, where) in leaks.items():
+        leaky = ds.add_column(column, values).cast_column(column, feature)
+        with pytest.raises(ValueError, match=re.escape(f"{column!r} ({where})")):
+            push_safe_dataset(leaky, "org/photos-safe", dry_run=tmp_path / column)
+    with_bytes = ds.add_column("original_bytes", sources).cast_column("original_bytes", Value("binary"))
+    with caplog.at_level(logging.WARNING, logger="u2s_datasets.hub"):
+        push_safe_dataset(with_bytes, "org/photos-safe", dry_run=tmp_path / "kept", keep_columns=["original_bytes"])
+    assert "Keeping column 'original_bytes'" in caplog.text and "binary image data at original_bytes" in caplog.text
+    assert [row["original_bytes"] for row in _parquet_rows(tmp_path / "kept")] == sources
+    harmless = ds.add_column("blob", [b"\x00\x01"] * n)  # bytes that are no image go out, listed as as-is
+    push_safe_dataset(harmless, "org/photos-safe", dry_run=tmp_path / "blob")
+    assert _parquet_rows(tmp_path / "blob")[0]["blob"] == b"\x00\x01"
+    assert "`blob` | from the source dataset, **as it was: not anonymized**" in (tmp_path / "blob" / "README.md").read_text()
+
+
+def test_paths_and_urls_anywhere_in_the_row_are_dropped_unless_kept(formats, tmp_path, caplog):
+    ds, _ = formats
+    n = len(ds)
+    leaky = (ds.add_column("meta", [{"taken": "2019", "origin": {"file": f"/home/alice/dcim/{i}.jpg"}} for i in range(n)])
+             .add_column("links", [["ok", f"https://cdn.example.com/alice/{i}"] for i in range(n)])
+             .add_column("remark", ["nothing to see"] * (n - 1) + ["mirror at www.alice-example.org/x"])
+             .add_column("exif_json", ['{"camera": "x", "saved_to": "/home/alice/dcim"}'] * n)
+             .add_column("quality", [0.5] * n))
+    with caplog.at_level(logging.WARNING, logger="u2s_datasets.hub"):
+        push_safe_dataset(leaky, "org/photos-safe", dry_run=tmp_path / "out")
+    assert "'meta', 'links', 'remark', 'exif_json'" in caplog.text
+    assert "meta.origin.file: 4 paths" in caplog.text and "links[]: 4 URLs" in caplog.text and "remark: 1 URLs" in caplog.text
+    row = _parquet_rows(tmp_path / "out")[0]
+    assert not {"meta", "links", "remark", "exif_json"} & set(row) and row["quality"] == 0.5
+    assert all(b"alice" not in c for c in _staged_files(tmp_path / "out").values())
+    provenance = json.loads((tmp_path / "out" / "provenance.json").read_text())
+    assert provenance["publishing"]["dropped_columns"] == ["image", C.PRIVATE_CAPTION, "meta", "links", "remark", "exif_json"]
+
+    push_safe_dataset(leaky.remove_columns("exif_json"), "org/photos-safe", dry_run=tmp_path / "kept", keep_columns=["links"],
+                      allow_text_columns=True)
+    assert _parquet_rows(tmp_path / "kept")[0]["links"] == ["ok", "https://cdn.example.com/alice/0"]
+
+    # a path in one split drops the column from every split: one schema, nothing left behind in the other
+    splits = DatasetDict({"train": leaky.select([1, 2, 3]).remove_columns(["meta", "links", "exif_json"]),
+                          "test": leaky.select([0]).remove_columns(["meta", "links", "exif_json"])})
+    push_safe_dataset(splits, "org/photos-safe", dry_run=tmp_path / "splits")
+    assert "remark" not in _parquet_rows(tmp_path / "splits", "train")[0] and "remark" not in _parquet_rows(tmp_path / "splits", "test")[0]
+    assert {name: "remark" in split.column_names for name, split in load_dataset(str(tmp_path / "splits")).items()} == {
+        "train": False, "test": False}
+
+
+def test_free_text_and_class_names_need_an_acknowledgement(formats, tmp_path, caplog):
+    from datasets import ClassLabel
+
+    ds, _ = formats
+    captions = ["Alice Smith at her desk, mail alice@example.com", "a cat", "call +1 555 123 4567 for prints", "an astronaut"]
+    texty = (ds.add_column("caption", captions)
+             .add_column("person", [0, 1, 0, 1]).cast_column("person", ClassLabel(names=["Alice Smith", "Bob Jones"])))
+    with pytest.raises(ValueError) as refused:
+        push_safe_dataset(texty, "org/photos-safe", dry_run=tmp_path / "refused")
+    message = str(refused.value)
+    assert "caption: text; 4 values, 4 distinct, 5/21/47 characters" in message
+    assert "1 with an e-mail address" in message and "1 with a phone number" in message
+    assert "person: class names; 2 class names: 'Alice Smith', 'Bob Jones'; 2 with name-like words" in message
+    assert "allow_text_columns=True" in message and not any((tmp_path / "refused").rglob("*"))
+
+    with pytest.raises(ValueError, match="person: class names") as partly:  # one column acknowledged by name, not the other
+        push_safe_dataset(texty, "org/photos-safe", dry_run=tmp_path / "partly", keep_columns=["caption"])
+    assert "caption: text" not in str(partly.value)
+
+    with caplog.at_level(logging.WARNING, logger="u2s_datasets.hub"):
+        push_safe_dataset(texty, "org/photos-safe", dry_run=tmp_path / "out", allow_text_columns=True)
+    assert "acknowledged" in caplog.text
+    assert _parquet_rows(tmp_path / "out")[0]["caption"] == captions[0]
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "**Text published as it is**" in card and "`person` (class names), `caption` (text)" in card
+    report = json.loads((tmp_path / "out" / "provenance.json").read_text())["publishing"]["text_report"]["train"]
+    assert [(r["column"], r["emails"], r["phones"]) for r in report] == [("person", 0, 0), ("caption", 1, 1)]
+
+
+def test_addresses_in_generated_captions_are_warned_about(formats, tmp_path, caplog):
+    ds, _ = formats
+    quoting = ds.map(lambda row, i: {C.PUBLIC_CAPTION: "a sign reading www.alice-smith.org" if i == 3 else row[C.PUBLIC_CAPTION]},
+                     with_indices=True)
+    with caplog.at_level(logging.WARNING, logger="u2s_datasets.hub"):
+        push_safe_dataset(quoting, "org/photos-safe", dry_run=tmp_path / "out")
+    assert "Column 'public_caption' of split 'train' was written by the anonymization and holds 1 URLs" in caplog.text
+
+
+def test_status_suffixes_count_under_their_status(formats, tmp_path):
+    ds, _ = formats
+    notes = ["; first of 3 frames kept", "; 16-bit samples kept", "", "; regions filled"]
+    suffixed = ds.map(lambda row, i: {C.STATUS: ("escalated" if i == 3 else row[C.STATUS]) + notes[i]}, with_indices=True)
+    result = push_safe_dataset(suffixed, "org/photos-safe", dry_run=tmp_path / "out")
+    counts = result.counts["total"]
+    assert (counts["passthrough"], counts["edited"], counts["escalated"], counts["dropped_failed"]) == (2, 1, 1, 0)
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "| train | 4 | 2 | 1 | 1 | 0 | 2 | 0 |" in card and "1 with their private regions filled" in card
+
+
+def test_the_card_says_what_was_and_was_not_anonymized(formats, transform, tmp_path):
+    ds, _ = formats
+    labelled = ds.add_column("label", ["coffee", "cat", "page", "astronaut"])
+    push_safe_dataset(labelled, "org/photos-safe", dry_run=tmp_path / "out", transform=transform, allow_text_columns=True)
+    card = (tmp_path / "out" / "README.md").read_text()
+    section = card.split("## What was and was not anonymized")[1].split("\n## ")[0]
+    editor = transform.config.edit
+    assert f"**Pixels** (`image`): 2 images edited with `{editor.editor}` ({editor.edit_scope}), 0 fully blacked out" in section
+    assert "2 left unchanged because nothing private was found" in section
+    assert "4 published byte for byte" in section
+    assert "**Not anonymized, published as they were in the source**: `label`." in section
+    assert "**Not published**: the original images (the source's `image` column), `private_caption`" in section
+    assert "**Written by the anonymization, not checked by a person**: `public_caption` and `edit_instruction`" in section
+    assert "| `edit_instruction` |" in card and "|\n| `label` | from the source dataset" in card  # one table, no gap
+
+    push_safe_dataset(labelled.remove_columns(C.EDIT_INSTRUCTION), "org/photos-safe", dry_run=tmp_path / "fewer",
+                      allow_text_columns=True)
+    fewer = (tmp_path / "fewer" / "README.md").read_text()
+    assert "| `edit_instruction` |" not in fewer and "not checked by a person**: `public_caption` (" in fewer  # what is there
+
+
+def test_cli_refuses_text_without_the_acknowledgement_and_keeps_png(formats, transform, tmp_path, monkeypatch, capsys):
+    ds, _ = formats
+    folder = tmp_path / "saved"
+    ds.add_column("caption", ["Alice Smith"] * len(ds)).save_to_disk(str(folder))
+    assert _u2s(monkeypatch, folder, "org/photos-safe", "--dry-run", tmp_path / "refused") == 1
+    assert "caption: text" in capsys.readouterr().err
+    assert _u2s(monkeypatch, folder, "org/photos-safe", "--dry-run", tmp_path / "out", "--allow-text-columns") == 0
+    published = [row["image"]["bytes"] for row in _parquet_rows(tmp_path / "out")]
+    assert published == _safe_bytes(ds) and Image.open(io.BytesIO(published[0])).format == "PNG"

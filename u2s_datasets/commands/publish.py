@@ -16,7 +16,8 @@ def register(subparsers):
         help="publish a privacy-safe dataset to the Hugging Face Hub (private by default)",
         description=(
             "Publish a dataset saved with save_to_disk after Unsafe2Safe: the safe image becomes the image column, "
-            "the original images and private captions stay behind, and the dataset card is uploaded last. "
+            "the original images, private captions, paths and URLs stay behind, other images are refused, text published as it is "
+            "must be acknowledged, and the dataset card is uploaded last. "
             "The token comes from HF_TOKEN or `hf auth login`."
         ),
     )
@@ -26,9 +27,14 @@ def register(subparsers):
     parser.add_argument("--public", action="store_true", help="create the repository public (default: private)")
     parser.add_argument("--gated", choices=("auto", "manual"), help="ask users for access, approved automatically or by hand")
     parser.add_argument("--keep-column", action="append", default=[], metavar="NAME",
-                        help="publish this private column anyway (original images, private_caption); repeatable")
+                        help="publish this column as it is although it is private or unchecked (original images, private_caption, "
+                             "other image columns, paths or URLs, a text column); repeatable")
+    parser.add_argument("--allow-text-columns", action="store_true",
+                        help="publish the source's text columns and class names as they are, after reading the report of what they hold")
     parser.add_argument("--drop-failed", action="store_true", help="leave out rows that failed anonymization instead of refusing")
-    parser.add_argument("--image-format", choices=("jpeg", "webp"), default="jpeg", help="image encoding (default: jpeg)")
+    parser.add_argument("--image-format", choices=("auto", "png", "jpeg", "webp"), default="auto",
+                        help="auto (default): JPEG, PNG and WebP images go out as the transform wrote them, others as lossless PNG; "
+                             "png, jpeg, webp: every image in that format")
     parser.add_argument("--image-column", help="the source's image column, when the saved config does not say")
     parser.add_argument("--config", metavar="FILE", help=f"the run's {CONFIG_FILE} (default: looked up next to the dataset)")
     parser.add_argument("--license", help="license of the data (default: the source's)")
@@ -83,6 +89,7 @@ def run(args) -> int:
             private=not args.public,
             gated=args.gated,
             keep_columns=tuple(args.keep_column),
+            allow_text_columns=args.allow_text_columns,
             drop_failed=args.drop_failed,
             dry_run=args.dry_run,
             image_format=args.image_format,
