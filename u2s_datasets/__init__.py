@@ -15,4 +15,4 @@ from .runner import Summary, anonymize
 from .hub import push_safe_dataset
 from .evaluation.loading import load_metric
 
-__all__ = ["Unsafe2Safe", "anonymize", "Summary", "push_safe_dataset", "U2SConfig", "PRESETS", "resolve_config", "OUTPUT_FEATURES", "CATEGORIES", "CATEGORY_IDS", "__version__"]
+__all__ = ["Unsafe2Safe", "anonymize", "Summary", "push_safe_dataset", "load_metric", "U2SConfig", "PRESETS", "resolve_config", "OUTPUT_FEATURES", "CATEGORIES", "CATEGORY_IDS", "__version__"]
