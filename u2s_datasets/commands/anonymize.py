@@ -17,7 +17,6 @@ from ..folders import (
     staged_output,
     write_image_folder,
 )
-from ..folders import _inside  # noqa: F401  (kept importable here for existing callers)
 from ..runner import anonymize, write_config
 from ..transform import Unsafe2Safe
 
