@@ -1,11 +1,13 @@
 """Training pairs from a dataset the transform made from real photos: which rows, the CLIP filter, the split, the CLI."""
 
 import io
+import json
 import logging
 
 import datasets
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from u2s_datasets import columns as C
@@ -14,6 +16,15 @@ from u2s_datasets.train import build_pairs, load_pairs
 from u2s_datasets.train.pairs import CLIP_SIMILARITY, SOURCE_IMAGE, TARGET_IMAGE
 
 from train_data import folders
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Tiny models: OpenMP threads only contend with each other (and with other jobs on a shared CPU).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +129,8 @@ def test_cli_writes_pairs_that_load_back(paths, tmp_path, capsys):
     out = str(tmp_path / "pairs")
     assert main(["pairs", paths["anonymized"], out, "--clip-model", paths["clip"], "--fractions", "0.8", "0.1", "0.1"]) == 0
     pairs, stats = load_pairs(out)
+    with open(f"{out}/u2s_pairs.json") as f:
+        assert json.load(f) == stats
     assert stats["clip_model"] == paths["clip"] and stats["split"] == [0.8, 0.1, 0.1]
     assert sum(len(p) for p in pairs.values()) == stats["kept"] > 0 and len(pairs["train"]) == stats["split_sizes"]["train"]
     assert "pairs from" in capsys.readouterr().out

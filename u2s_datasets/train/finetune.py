@@ -22,13 +22,15 @@ from ..edit.dual_prompt import dual_prompt_parameters, install_dual_prompt, save
 from .card import write_model_card
 from .data import PairsDataset
 from .objective import InstructPix2PixObjective, NoiseGenerator
-from .pairs import DEFAULT_CLIP_MODEL, load_pairs
+from .pairs import DEFAULT_CLIP_MODEL, load_pairs, pair_stats
 
 logger = logging.getLogger(__name__)
 
 LOG_FILE = "training_log.jsonl"
 CHECKPOINTS = "checkpoints"
 STEP_FILE = "u2s_step.json"
+# Attention and feed-forward projections of the transformer blocks, and the ResNet convolutions.
+LORA_MODULES = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2", "conv1", "conv2"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class FinetuneConfig:
     base_model: str
     base_revision: Optional[str] = None
     dual_prompt: str = "paper"  # "paper" (SafeAttention) | "gated" | "none"
-    lora: Optional[int] = None  # LoRA rank on the UNet's attention projections; None: full fine-tuning
+    lora: Optional[int] = None  # LoRA rank on the UNet's projections and convolutions (LORA_MODULES); None: full fine-tuning
     resolution: int = 256
     batch_size: int = 4  # per process
     gradient_accumulation: int = 1
@@ -188,7 +190,7 @@ def _pairs(pairs, config):
     import datasets
 
     if isinstance(pairs, datasets.DatasetDict):
-        return pairs, {}
+        return pairs, pair_stats(pairs)
     clip_model = None if str(config.clip_model).lower() == "none" else config.clip_model
     return load_pairs(pairs, clip_model=clip_model, seed=config.seed)
 
@@ -210,8 +212,7 @@ def _trainable_parameters(unet, config) -> list:
     from peft import LoraConfig
 
     unet.requires_grad_(False)
-    unet.add_adapter(LoraConfig(r=config.lora, lora_alpha=config.lora, init_lora_weights="gaussian",
-                                target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    unet.add_adapter(LoraConfig(r=config.lora, lora_alpha=config.lora, init_lora_weights="gaussian", target_modules=LORA_MODULES))
     for parameter in dual_prompt_parameters(unet):  # the dual-prompt branches are new: trained whole
         parameter.requires_grad_(True)
     return [p for p in unet.parameters() if p.requires_grad]

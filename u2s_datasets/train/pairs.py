@@ -107,6 +107,8 @@ def build_pairs(ds, image_column: str = "image", class_column: Optional[str] = N
 
     result = split_pairs(pairs, split, seed)
     stats.split_sizes = {name: len(part) for name, part in result.items()}
+    for part in result.values():  # travels with the splits, through save_to_disk too
+        part.info.description = json.dumps({"u2s_pairs": stats.to_dict()})
     logger.info("Pairs: %s", stats.to_dict())
     return (result, stats) if with_stats else result
 
@@ -117,13 +119,15 @@ def passes_clip_filter(similarity: float, threshold: float) -> bool:
 
 
 def split_pairs(pairs, fractions: Sequence[float], seed: int) -> datasets.DatasetDict:
-    """Shuffle with ``seed``, then cut train/validation/test by ``fractions`` (validation and test rounded down)."""
+    """Shuffle with ``seed``, then cut train/validation/test by ``fractions`` (validation and test rounded down, left out when empty)."""
     shuffled = pairs.shuffle(seed=seed).flatten_indices()
     n = len(shuffled)
     n_val, n_test = int(n * fractions[1]), int(n * fractions[2])
     n_train = n - n_val - n_test
     bounds = {"train": (0, n_train), "validation": (n_train, n_train + n_val), "test": (n_train + n_val, n)}
-    return datasets.DatasetDict({name: shuffled.select(range(*bounds[name])) for name in SPLIT_NAMES})
+    # Empty validation/test splits are left out (a zero-row split does not load back from disk).
+    return datasets.DatasetDict({name: shuffled.select(list(range(*bounds[name]))) for name in SPLIT_NAMES
+                                 if name == "train" or bounds[name][1] > bounds[name][0]})
 
 
 def clip_similarities(pairs, clip_model: str, batch_size: int = 16, device: Optional[str] = None) -> list:
@@ -155,10 +159,18 @@ def clip_similarities(pairs, clip_model: str, batch_size: int = 16, device: Opti
 
 
 def save_pairs(pairs: datasets.DatasetDict, folder: str, stats: PairStats) -> None:
-    """``save_to_disk`` plus ``u2s_pairs.json`` (counts, filter, split) beside it."""
+    """``save_to_disk`` plus ``u2s_pairs.json`` (counts, filter, split) beside it, for people and scripts."""
     pairs.save_to_disk(folder)
     with open(os.path.join(folder, PAIRS_FILE), "w") as f:
         json.dump(stats.to_dict(), f, indent=2)
+
+
+def pair_stats(pairs: datasets.DatasetDict) -> dict:
+    """The ``PairStats`` that ``build_pairs`` recorded in the splits' info, as a dict ({} when absent)."""
+    try:
+        return json.loads(next(iter(pairs.values())).info.description or "{}").get("u2s_pairs", {})
+    except (ValueError, StopIteration, AttributeError):
+        return {}
 
 
 def load_pairs(folder: str, **build_options):
@@ -170,11 +182,7 @@ def load_pairs(folder: str, **build_options):
         raise FileNotFoundError(f"{folder!r} is not a folder made by `u2s pairs` or `u2s anonymize`")
     loaded = datasets.load_from_disk(folder)
     if isinstance(loaded, datasets.DatasetDict) and "train" in loaded and SOURCE_IMAGE in loaded["train"].column_names:
-        stats = {}
-        if os.path.isfile(os.path.join(folder, PAIRS_FILE)):
-            with open(os.path.join(folder, PAIRS_FILE)) as f:
-                stats = json.load(f)
-        return loaded, stats
+        return loaded, pair_stats(loaded)
     if isinstance(loaded, datasets.DatasetDict):
         if len(loaded) != 1:
             raise ValueError(f"{folder!r} holds splits {list(loaded)}; build pairs from one with `u2s pairs --split`")
