@@ -8,6 +8,7 @@ import yaml
 
 from .. import __version__
 
+EDITORS = {"InstructPix2Pix": "ip2p", "FLUX.1 Kontext": "flux-kontext"}
 PACKAGES = ("torch", "diffusers", "transformers", "accelerate", "peft", "datasets")
 
 
@@ -21,14 +22,15 @@ def package_versions() -> dict:
     return versions
 
 
-def write_model_card(output_dir: str, config, pair_stats: dict, train, precision: str, processes: int) -> str:
+def write_model_card(output_dir: str, config, pair_stats: dict, train, precision: str, processes: int, architecture: str) -> str:
     """``README.md`` in ``output_dir``: base model and revision, data fingerprint and counts, filter, split, every setting."""
     settings = dataclasses.asdict(config)
     local_base = os.path.isdir(config.base_model)
     header = {
         "library_name": "diffusers",
         "pipeline_tag": "image-to-image",
-        "tags": ["instruct-pix2pix", "unsafe2safe", "privacy", f"dual-prompt-{config.dual_prompt}"] + (["lora"] if config.lora else []),
+        "tags": [architecture.lower().replace(".", ""), "unsafe2safe", "privacy", f"dual-prompt-{config.dual_prompt}"]
+        + (["lora"] if config.lora else []),
     }
     if not local_base:
         header["base_model"] = config.base_model
@@ -40,11 +42,11 @@ def write_model_card(output_dir: str, config, pair_stats: dict, train, precision
     lines = [
         "---", yaml.safe_dump(header, sort_keys=False).strip(), "---", "",
         "# Unsafe2Safe editor", "",
-        f"An InstructPix2Pix editor fine-tuned from `{config.base_model}` (revision `{config.base_revision or ('local folder' if local_base else 'main')}`) "
+        f"An {architecture} editor fine-tuned from `{config.base_model}` (revision `{config.base_revision or ('local folder' if local_base else 'main')}`) "
         "on Unsafe2Safe triplets: source image, edit instruction, public caption, privacy-safe target.",
         f"Dual prompts: `{config.dual_prompt}`" + (" (SafeAttention)" if config.dual_prompt == "paper" else "") + "; "
-        + (f"LoRA rank {config.lora}, merged into the UNet." if config.lora else "full UNet fine-tuning."), "",
-        "```python", "from u2s_datasets import Unsafe2Safe", f'safe = ds.map(Unsafe2Safe(preset="paper", editor_model="<this folder>"), batched=True)',
+        + (f"LoRA rank {config.lora}, merged into the denoiser." if config.lora else "full UNet fine-tuning."), "",
+        "```python", "from u2s_datasets import Unsafe2Safe", f'safe = ds.map(Unsafe2Safe(preset="paper", editor={EDITORS[architecture]!r}, editor_model="<this folder>"), batched=True)',
         "```", "", "## Data", "",
     ]
     lines += [f"- {k}: {v}" for k, v in data.items()]

@@ -33,16 +33,21 @@ class PairsDataset(torch.utils.data.Dataset):
 
     Each item: ``source`` and ``target`` (3xRxR in [-1, 1], the same crop of both),
     ``instruction_ids`` and ``public_ids`` (padded to the tokenizer's length). Texts longer
-    than the text encoder's window are cut there, with a warning that counts them.
+    than the text encoder's window are cut there, with a warning that counts them. With
+    ``tokenizer=None`` the texts themselves (``instruction``, ``public_caption``), for
+    pipelines that encode their own prompts.
     """
 
     def __init__(self, pairs, tokenizer, resolution: int):
         self.pairs = pairs
         self.tokenizer = tokenizer
         self.resolution = resolution
-        length = tokenizer.model_max_length
-        self.instruction_ids = self._tokenize(pairs[C.EDIT_INSTRUCTION], length, "edit instructions")
-        self.public_ids = self._tokenize(pairs[C.PUBLIC_CAPTION], length, "public captions")
+        self.texts = {"instruction": [t or "" for t in pairs[C.EDIT_INSTRUCTION]],
+                      "public_caption": [t or "" for t in pairs[C.PUBLIC_CAPTION]]}
+        if tokenizer is not None:
+            length = tokenizer.model_max_length
+            self.instruction_ids = self._tokenize(self.texts["instruction"], length, "edit instructions")
+            self.public_ids = self._tokenize(self.texts["public_caption"], length, "public captions")
 
     def _tokenize(self, texts, length, what):
         texts = [t or "" for t in texts]
@@ -57,9 +62,8 @@ class PairsDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index):
         row = self.pairs[int(index)]
-        return {
-            "source": to_tensor(square(row[SOURCE_IMAGE], self.resolution)),
-            "target": to_tensor(square(row[TARGET_IMAGE], self.resolution)),
-            "instruction_ids": self.instruction_ids[index],
-            "public_ids": self.public_ids[index],
-        }
+        item = {"source": to_tensor(square(row[SOURCE_IMAGE], self.resolution)),
+                "target": to_tensor(square(row[TARGET_IMAGE], self.resolution))}
+        if self.tokenizer is None:
+            return {**item, **{name: texts[index] for name, texts in self.texts.items()}}
+        return {**item, "instruction_ids": self.instruction_ids[index], "public_ids": self.public_ids[index]}
