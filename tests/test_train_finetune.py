@@ -10,7 +10,6 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import load_file
 
 from u2s_datasets import Unsafe2Safe
@@ -22,18 +21,9 @@ from u2s_datasets.samples import sample_images
 from u2s_datasets.train import build_pairs, finetune
 from u2s_datasets.train.loop import LOG_FILE
 
-from train_data import SIDE, folders
+from train_data import SIDE, folders, one_thread  # noqa: F401  (one_thread: autouse)
 
 FAST = dict(resolution=32, batch_size=4, checkpoint_every=1000)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny models: OpenMP threads only contend with each other (and with other jobs on a shared CPU).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

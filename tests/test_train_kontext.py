@@ -5,7 +5,6 @@ import os
 
 import datasets
 import numpy as np
-import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -16,15 +15,7 @@ from u2s_datasets.train import build_pairs
 from u2s_datasets.train.kontext import finetune_kontext
 from u2s_datasets.train.loop import LOG_FILE
 
-from train_data import folders
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from train_data import folders, one_thread  # noqa: F401  (one_thread: autouse)
 
 
 def test_kontext_lora_learns_and_loads_as_the_flux_kontext_editor(tmp_path):

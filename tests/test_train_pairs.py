@@ -7,7 +7,6 @@ import logging
 import datasets
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from u2s_datasets import columns as C
@@ -15,16 +14,7 @@ from u2s_datasets.cli import main
 from u2s_datasets.train import build_pairs, load_pairs
 from u2s_datasets.train.pairs import CLIP_SIMILARITY, SOURCE_IMAGE, TARGET_IMAGE
 
-from train_data import folders
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny models: OpenMP threads only contend with each other (and with other jobs on a shared CPU).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from train_data import folders, one_thread  # noqa: F401  (one_thread: autouse)
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +30,6 @@ def anonymized(paths):
 def _pixels(value) -> np.ndarray:
     image = value if isinstance(value, Image.Image) else Image.open(io.BytesIO(value["bytes"]))
     return np.asarray(image.convert("RGB"))
-
-
-def _by_instruction_and_source(ds, image_column):
-    return {(row[C.EDIT_INSTRUCTION], _pixels(row[image_column]).tobytes()): row for row in ds}
 
 
 def test_pairs_are_the_edited_rows_with_their_triplet_and_target(anonymized):
@@ -137,3 +123,13 @@ def test_cli_writes_pairs_that_load_back(paths, tmp_path, capsys):
     # An anonymized folder gives pairs directly.
     direct, direct_stats = load_pairs(paths["anonymized"], clip_model=None)
     assert direct_stats["edited"] == stats["edited"] and direct_stats["clip_model"] is None
+
+
+def test_class_labels_come_along(anonymized):
+    names = ["person", "document", "scene"]
+    labels = [0 if n.split("-")[0] in ("astronaut", "grace_hopper", "camera") else 2 for n in anonymized["name"]]
+    labelled = anonymized.add_column("category", labels).cast_column("category", datasets.ClassLabel(names=names))
+    pairs = build_pairs(labelled, clip_model=None)
+    assert pairs["train"].features["label"] == datasets.ClassLabel(names=names)
+    assert set(pairs["train"]["label"]) == {0}, "every edited row is a face photo here"
+    assert "label" not in build_pairs(anonymized, clip_model=None)["train"].column_names

@@ -12,6 +12,8 @@ from u2s_datasets.edit.ip2p import InstructPix2PixEditor
 from u2s_datasets.edit.safe_attention import SafeAttnProcessor
 from u2s_datasets.edit.testing import random_sd_editing_pipeline
 
+from train_data import one_thread  # noqa: F401  (autouse)
+
 TOKENS = 77
 
 
@@ -52,7 +54,7 @@ def pipe():
     return random_sd_editing_pipeline("ip2p")
 
 
-def test_safe_attention_matches_the_formula(pipe):
+def test_safe_attention_matches_the_formula():
     unet = random_sd_editing_pipeline("ip2p").unet
     processors = install_dual_prompt(unet, TOKENS, "paper")
     name, proc = next(iter(processors.items()))

@@ -5,6 +5,8 @@ import io
 import tempfile
 
 import datasets
+import pytest
+import torch
 from PIL import Image, ImageOps
 
 from u2s_datasets import Unsafe2Safe
@@ -12,6 +14,15 @@ from u2s_datasets.edit.testing import random_sd_editing_pipeline
 from u2s_datasets.samples import sample_images
 
 from tiny_models import tiny_clip
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models: OpenMP threads only contend with each other (and with other jobs on a shared CPU)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 FACES = ("astronaut", "grace_hopper", "camera")
 CLEAN = ("coffee", "chelsea")
