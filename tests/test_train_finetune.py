@@ -104,19 +104,21 @@ def test_resumed_run_equals_the_uninterrupted_one(paths, pairs, tmp_path):
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
-def test_two_processes_through_accelerate_launch(paths, pairs, tmp_path):
-    pairs_folder, out = str(tmp_path / "pairs"), str(tmp_path / "ddp")
-    pairs.save_to_disk(pairs_folder)
+def test_two_processes_through_accelerate_launch(paths, tmp_path):
+    out = str(tmp_path / "ddp")
     # The multi-GPU launcher (torchrun) with no GPU visible: two CPU processes talking over gloo.
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--main_process_port", "0",
-               "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "u2s_datasets.cli", "finetune", pairs_folder, out,
+    # The anonymized folder itself: each process builds the pairs (the main one first).
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+               "--main_process_port", "0", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "-m", "u2s_datasets.cli", "finetune", paths["anonymized"], out, "--clip-model", paths["clip"],
                "--base-model", paths["ip2p"], "--resolution", "32", "--batch-size", "2", "--max-steps", "2", "--checkpoint-every", "2"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1",
            "CUDA_VISIBLE_DEVICES": "", "ACCELERATE_USE_CPU": "true"}
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert [r["step"] for r in _log(out)] == [1, 2]
-    assert "- processes: 2" in open(os.path.join(out, "README.md")).read()
+    card = open(os.path.join(out, "README.md")).read()
+    assert "- processes: 2" in card and f"- clip_model: {paths['clip']}" in card, "pairs built on the fly, filter recorded"
     assert os.path.isfile(os.path.join(out, "checkpoints", "step-2", "random_states_1.pkl"))
     InstructPix2PixEditor(resolve_config(editor="ip2p", editor_model=out, edit_resolution=64, num_inference_steps=2))
 

@@ -8,7 +8,6 @@ continues exactly where a run stopped.
 
 import dataclasses
 import json
-import logging
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -22,7 +21,6 @@ from .loop import make_accelerator, train_loop, training_split
 from .objective import InstructPix2PixObjective
 from .pairs import DEFAULT_CLIP_MODEL, load_pairs, pair_stats
 
-logger = logging.getLogger(__name__)
 # Attention and feed-forward projections of the transformer blocks, and the ResNet convolutions.
 LORA_MODULES = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2", "conv1", "conv2"]
 
@@ -78,7 +76,8 @@ def finetune(pairs, output_dir: str, base_model: str, resume: bool = False, **se
     """
     config = FinetuneConfig(base_model=base_model, **settings)
     accelerator, precision = make_accelerator(config, output_dir)
-    data, stats = resolve_pairs(pairs, config)
+    with accelerator.main_process_first():  # pairs built on the fly: the main process writes the cache, the others read it
+        data, stats = resolve_pairs(pairs, config)
     train = training_split(data, pairs)
 
     pipe = _load_base(config)

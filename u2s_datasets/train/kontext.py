@@ -97,7 +97,8 @@ def finetune_kontext(pairs, output_dir: str, base_model: str, resume: bool = Fal
 
     config = KontextFinetuneConfig(base_model=base_model, **settings)
     accelerator, precision = make_accelerator(config, output_dir)
-    data, stats = resolve_pairs(pairs, config)
+    with accelerator.main_process_first():
+        data, stats = resolve_pairs(pairs, config)
     train = training_split(data, pairs)
     try:
         pipe = FluxKontextPipeline.from_pretrained(base_model, revision=config.base_revision, use_safetensors=True)
