@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -11,6 +12,8 @@ from u2s_datasets.edit.dual_prompt import (DUAL_PROMPT_FOLDER, dual_prompt_mode,
 from u2s_datasets.edit.ip2p import InstructPix2PixEditor
 from u2s_datasets.edit.safe_attention import SafeAttnProcessor
 from u2s_datasets.edit.testing import random_sd_editing_pipeline
+from u2s_datasets.records import EditRequest, Inspection, Instruction
+from u2s_datasets.samples import sample_images
 
 from train_data import one_thread  # noqa: F401  (autouse)
 
@@ -103,3 +106,21 @@ def test_paper_weights_save_beside_the_pipeline_and_the_mode_is_detected(pipe, t
     assert all(torch.equal(saved[i], loaded[i]) for i in saved)
     with pytest.raises(ValueError, match="ships 'paper'"):
         InstructPix2PixEditor(resolve_config(editor="ip2p", editor_model=folder, dual_prompt="gated", **fast))
+
+
+def test_untrained_paper_mode_opens_the_public_branch(tmp_path):
+    folder = str(tmp_path / "plain")
+    random_sd_editing_pipeline("ip2p").save_pretrained(folder)
+    inspection = Inspection(True, ["people_faces"], "a photo of Grace Hopper", "a photo of a person in uniform")
+    request = EditRequest(sample_images()["grace_hopper"].convert("RGB").resize((64, 80)), inspection,
+                          Instruction("Replace the face with a generic face", inspection.public_caption), None, 3)
+    fast = dict(edit_resolution=64, num_inference_steps=2)
+    outputs = {}
+    for mode in (False, "gated", "paper"):
+        editor = InstructPix2PixEditor(resolve_config(editor="ip2p", editor_model=folder, dual_prompt=mode, **fast))
+        assert editor.dual_mode == (mode or None)
+        outputs[mode] = np.asarray(editor.edit([request])[0])
+    assert np.array_equal(outputs["gated"], outputs[False]), "closed gates: plain InstructPix2Pix"
+    assert not np.array_equal(outputs["paper"], outputs[False]), "SafeAttention reads the public caption from the start"
+    with pytest.raises(ValueError, match="dual_prompt='fused'"):
+        InstructPix2PixEditor(resolve_config(editor="ip2p", editor_model=folder, dual_prompt="fused", **fast))

@@ -1,7 +1,9 @@
 """Shared inputs of the training tests: triplets made by the transform from real photos, tiny models on disk."""
 
+import atexit
 import functools
 import io
+import shutil
 import tempfile
 
 import datasets
@@ -72,6 +74,7 @@ def photo_dataset() -> datasets.Dataset:
 def folders() -> dict:
     """Tiny models and the anonymized dataset, saved once per test session."""
     root = tempfile.mkdtemp(prefix="u2s-train-")
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
     paths = {"ip2p": f"{root}/ip2p", "clip": f"{root}/clip", "anonymized": f"{root}/anonymized"}
     random_sd_editing_pipeline("ip2p").save_pretrained(paths["ip2p"])
     tiny_clip(paths["clip"])
