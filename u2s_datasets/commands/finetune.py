@@ -4,11 +4,8 @@ from ..train.finetune import FinetuneConfig, finetune
 from ..train.pairs import DEFAULT_CLIP_MODEL
 
 
-DEFAULTS = FinetuneConfig(base_model="")
-
-
 def register(subparsers):
-    defaults = DEFAULTS
+    defaults = FinetuneConfig(base_model="")
     p = subparsers.add_parser("finetune", help="fine-tune an InstructPix2Pix editor on pairs (run under `accelerate launch` for many GPUs)")
     p.add_argument("pairs", help="a folder from `u2s pairs`, or one from `u2s anonymize` (pairs are built on the fly)")
     p.add_argument("output_dir", help="the fine-tuned diffusers pipeline goes here, with checkpoints, log and model card")
@@ -17,13 +14,14 @@ def register(subparsers):
     p.add_argument("--editor", choices=("ip2p", "flux-kontext"), default="ip2p",
                    help="ip2p (default; dual prompts, full or LoRA) or flux-kontext (LoRA, rank 16 unless --lora)")
     p.add_argument("--base-revision")
-    p.add_argument("--dual-prompt", choices=("paper", "gated", "none"), default=defaults.dual_prompt)
+    p.add_argument("--dual-prompt", choices=("paper", "gated", "none"),
+                   help=f"ip2p: SafeAttention (paper, default {defaults.dual_prompt}), the zero-gated fusion (gated) or none")
     p.add_argument("--lora", type=int, metavar="RANK", help="train LoRA adapters of this rank instead of the whole UNet")
     p.add_argument("--max-sequence-length", type=int, default=512, help="flux-kontext: T5 tokens of the instruction")
-    p.add_argument("--resolution", type=int, default=defaults.resolution)
+    p.add_argument("--resolution", type=int, help="training crop side (default: 256 for ip2p, 512 for flux-kontext)")
     p.add_argument("--batch-size", type=int, default=defaults.batch_size, help="per process")
     p.add_argument("--gradient-accumulation", type=int, default=defaults.gradient_accumulation)
-    p.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    p.add_argument("--learning-rate", type=float, help="default: 1e-5 for ip2p, 1e-4 for flux-kontext")
     p.add_argument("--lr-scheduler", default=defaults.lr_scheduler, help="a diffusers scheduler name (constant, cosine, ...)")
     p.add_argument("--lr-warmup-steps", type=int, default=defaults.lr_warmup_steps)
     p.add_argument("--max-steps", type=int, default=defaults.max_steps)
@@ -40,23 +38,28 @@ def register(subparsers):
     p.set_defaults(run=run)
 
 
-COMMON = ("base_revision", "lora", "resolution", "batch_size", "gradient_accumulation", "lr_scheduler", "lr_warmup_steps", "max_steps",
-          "checkpoint_every", "checkpoints_kept", "mixed_precision", "seed", "cpu", "dataloader_workers", "clip_model")
+COMMON = ("base_revision", "lora", "resolution", "learning_rate", "batch_size", "gradient_accumulation", "lr_scheduler",
+          "lr_warmup_steps", "max_steps", "checkpoint_every", "checkpoints_kept", "mixed_precision", "seed", "cpu",
+          "dataloader_workers", "clip_model")
+
+
+def defaults_dual() -> str:
+    return FinetuneConfig(base_model="").dual_prompt
 
 
 def run(args) -> int:
-    settings = {k: getattr(args, k) for k in COMMON}
+    # Unset options (None) take the trainer's own default.
+    settings = {k: getattr(args, k) for k in COMMON if getattr(args, k) is not None}
     settings["ema"] = not args.no_ema
     if args.editor == "flux-kontext":
         from ..train.kontext import finetune_kontext
 
-        explicit = {k: getattr(args, k) for k in ("learning_rate", "resolution") if getattr(args, k) != getattr(DEFAULTS, k)}
-        settings.update(lora=args.lora or 16, max_sequence_length=args.max_sequence_length, **explicit)
-        if not explicit.get("resolution"):
-            settings.pop("resolution")
-        output = finetune_kontext(args.pairs, args.output_dir, args.base_model, resume=args.resume, **settings)
+        if args.dual_prompt not in (None, "none"):
+            raise ValueError("--dual-prompt is for the ip2p editor; FLUX.1 Kontext takes the instruction alone")
+        output = finetune_kontext(args.pairs, args.output_dir, args.base_model, resume=args.resume,
+                                  max_sequence_length=args.max_sequence_length, **settings)
     else:
-        settings.update(dual_prompt=args.dual_prompt, learning_rate=args.learning_rate, conditioning_dropout=args.conditioning_dropout)
-        output = finetune(args.pairs, args.output_dir, args.base_model, resume=args.resume, **settings)
+        output = finetune(args.pairs, args.output_dir, args.base_model, resume=args.resume, dual_prompt=args.dual_prompt or defaults_dual(),
+                          conditioning_dropout=args.conditioning_dropout, **settings)
     print(f"fine-tuned editor: {output}")
     return 0
