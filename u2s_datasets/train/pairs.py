@@ -199,4 +199,9 @@ def _image_column(folder: str, ds) -> str:
     if os.path.isfile(path):
         with open(path) as f:
             return json.load(f).get("image_column", "image")
-    return "image" if "image" in ds.column_names else next(n for n, f in ds.features.items() if isinstance(f, datasets.Image) and n != C.SAFE_IMAGE)
+    if "image" in ds.column_names:
+        return "image"
+    candidates = [n for n, f in ds.features.items() if isinstance(f, datasets.Image) and n != C.SAFE_IMAGE]
+    if len(candidates) != 1:
+        raise ValueError(f"cannot tell the source image column of {folder!r} (image columns {candidates}); run `u2s pairs --image-column`")
+    return candidates[0]
