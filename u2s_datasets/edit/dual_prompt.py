@@ -14,9 +14,14 @@ is meaningful from the first training step (the gate's gradient is the public br
 itself). These gates and projections are what the fine-tuning step trains:
 ``dual_prompt_parameters(unet)``.
 
-Weights live in ``<pipeline folder>/dual_prompt/dual_prompt.safetensors``;
-``save_dual_prompt(pipe, folder)`` writes the whole pipeline plus that file, and
-``load_dual_prompt(pipe, folder)`` installs the processors and loads it.
+Two modes: ``"gated"`` (this processor, exactly plain InstructPix2Pix until trained) and
+``"paper"`` (``safe_attention.SafeAttnProcessor``, the paper's SafeAttention with a fusion
+of the two attention maps).
+
+Weights live in ``<pipeline folder>/dual_prompt/dual_prompt.safetensors`` with the mode
+and token split in ``dual_prompt/config.json``; ``save_dual_prompt(pipe, folder)`` writes
+the whole pipeline plus those files, and ``load_dual_prompt(pipe, folder)`` installs the
+processors of the saved mode and loads them.
 """
 
 import copy
@@ -46,6 +51,8 @@ class DualPromptAttnProcessor(nn.Module):
             the processor is plain cross-attention.
         bias: whether the public key/value projections carry a bias (as the layer's own do).
     """
+
+    mode = "gated"
 
     def __init__(self, hidden_size: int, cross_attention_dim: int, instruction_tokens: int = 77, bias: bool = False):
         super().__init__()
@@ -124,11 +131,22 @@ def _cross_attentions(unet) -> dict:
     return {name: m for name, m in unet.named_modules() if isinstance(m, Attention) and m.is_cross_attention}
 
 
-def install_dual_prompt(unet, instruction_tokens: int) -> dict:
-    """Put a fresh ``DualPromptAttnProcessor`` on every cross-attention of ``unet``; returns them by layer name."""
+def processor_class(mode: str):
+    """The processor class of a dual-prompt mode: ``"gated"`` or ``"paper"``."""
+    from .safe_attention import SafeAttnProcessor
+
+    classes = {"gated": DualPromptAttnProcessor, "paper": SafeAttnProcessor}
+    if mode not in classes:
+        raise ValueError(f"dual-prompt mode {mode!r} is not one of {tuple(classes)}")
+    return classes[mode]
+
+
+def install_dual_prompt(unet, instruction_tokens: int, mode: str = "gated") -> dict:
+    """Put fresh processors of ``mode`` on every cross-attention of ``unet``; returns them by layer name."""
+    cls = processor_class(mode)
     processors = {}
     for name, attn in _cross_attentions(unet).items():
-        processors[name] = DualPromptAttnProcessor.from_attention(attn, instruction_tokens)
+        processors[name] = cls.from_attention(attn, instruction_tokens)
         attn.set_processor(processors[name])
     if not processors:
         raise ValueError("This UNet has no cross-attention layers to give dual prompts to")
@@ -140,16 +158,28 @@ def remove_dual_prompt(unet) -> None:
     from diffusers.models.attention_processor import AttnProcessor2_0
 
     for attn in _cross_attentions(unet).values():
-        if isinstance(attn.processor, DualPromptAttnProcessor):
+        if _is_dual(attn.processor):
             attn.set_processor(AttnProcessor2_0())
 
 
+def _is_dual(processor) -> bool:
+    return getattr(processor, "mode", None) in ("gated", "paper") and hasattr(processor, "instruction_tokens")
+
+
 def dual_prompt_processors(unet) -> dict:
-    return {name: attn.processor for name, attn in _cross_attentions(unet).items() if isinstance(attn.processor, DualPromptAttnProcessor)}
+    return {name: attn.processor for name, attn in _cross_attentions(unet).items() if _is_dual(attn.processor)}
+
+
+def dual_prompt_mode(unet) -> Optional[str]:
+    """``"gated"``, ``"paper"``, or None when ``unet`` has no dual-prompt processors."""
+    modes = {p.mode for p in dual_prompt_processors(unet).values()}
+    if len(modes) > 1:
+        raise ValueError(f"this UNet mixes dual-prompt modes {sorted(modes)}")
+    return modes.pop() if modes else None
 
 
 def dual_prompt_parameters(unet) -> list:
-    """The trainable parameters of the dual-prompt fusion (gates and public key/value projections)."""
+    """The parameters of the dual-prompt branches (public projections, and the gates or the fusion nets)."""
     return [p for processor in dual_prompt_processors(unet).values() for p in processor.parameters()]
 
 
@@ -170,6 +200,7 @@ def save_dual_prompt(pipe, folder: str) -> None:
         raise ValueError("This pipeline has no dual-prompt processors to save; call install_dual_prompt(pipe.unet, ...) first")
     processors = dual_prompt_processors(pipe.unet)
     instruction_tokens = next(iter(processors.values())).instruction_tokens
+    mode = dual_prompt_mode(pipe.unet)
     remove_dual_prompt(pipe.unet)
     try:
         pipe.save_pretrained(folder, safe_serialization=True)
@@ -181,7 +212,7 @@ def save_dual_prompt(pipe, folder: str) -> None:
     os.makedirs(target, exist_ok=True)
     save_file(state, os.path.join(target, DUAL_PROMPT_WEIGHTS))
     with open(os.path.join(target, "config.json"), "w") as f:
-        json.dump({"instruction_tokens": instruction_tokens}, f, indent=2)
+        json.dump({"mode": mode, "instruction_tokens": instruction_tokens}, f, indent=2)
 
 
 def find_dual_prompt(model: str, revision: Optional[str] = None, local_files_only: bool = False) -> Optional[str]:
@@ -193,26 +224,38 @@ def find_dual_prompt(model: str, revision: Optional[str] = None, local_files_onl
     from huggingface_hub.errors import EntryNotFoundError
 
     try:
-        return hf_hub_download(model, f"{DUAL_PROMPT_FOLDER}/{DUAL_PROMPT_WEIGHTS}", revision=revision, local_files_only=local_files_only)
+        weights = hf_hub_download(model, f"{DUAL_PROMPT_FOLDER}/{DUAL_PROMPT_WEIGHTS}", revision=revision, local_files_only=local_files_only)
     except (EntryNotFoundError, OSError) as e:
         logger.info("No dual-prompt weights found for %s (%s)", model, e)
         return None
+    try:  # the mode and token split, beside the weights in the same snapshot
+        hf_hub_download(model, f"{DUAL_PROMPT_FOLDER}/config.json", revision=revision, local_files_only=local_files_only)
+    except (EntryNotFoundError, OSError) as e:
+        logger.info("No dual-prompt config for %s (%s); gated weights assumed", model, e)
+    return weights
+
+
+def saved_dual_prompt_config(weights: str) -> dict:
+    """The ``config.json`` beside a dual-prompt weights file: mode (``"gated"`` when absent) and token split."""
+    config_path = os.path.join(os.path.dirname(weights), "config.json")
+    config = {}
+    if os.path.isfile(config_path):
+        with open(config_path) as f:
+            config = json.load(f)
+    config.setdefault("mode", "gated")  # weights written before modes existed are gated ones
+    return config
 
 
 def load_dual_prompt(pipe, weights: str, instruction_tokens: Optional[int] = None) -> dict:
-    """Install dual-prompt processors on ``pipe.unet`` and load ``weights`` (a file, or a pipeline folder)."""
+    """Install dual-prompt processors of the saved mode on ``pipe.unet`` and load ``weights`` (a file, or a pipeline folder)."""
     from safetensors.torch import load_file
 
     if os.path.isdir(weights):
         weights = os.path.join(weights, DUAL_PROMPT_FOLDER, DUAL_PROMPT_WEIGHTS)
+    saved = saved_dual_prompt_config(weights)
     if instruction_tokens is None:
-        config_path = os.path.join(os.path.dirname(weights), "config.json")
-        if os.path.isfile(config_path):
-            with open(config_path) as f:
-                instruction_tokens = json.load(f)["instruction_tokens"]
-        else:
-            instruction_tokens = pipe.tokenizer.model_max_length
-    processors = install_dual_prompt(pipe.unet, instruction_tokens)
+        instruction_tokens = saved.get("instruction_tokens", pipe.tokenizer.model_max_length)
+    processors = install_dual_prompt(pipe.unet, instruction_tokens, saved["mode"])
     state = load_file(weights)
     for name, processor in processors.items():
         prefix = name + "."

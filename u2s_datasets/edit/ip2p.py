@@ -9,7 +9,7 @@ import logging
 import torch
 
 from .diffusion import DiffusionEditor
-from .dual_prompt import find_dual_prompt, install_dual_prompt, load_dual_prompt
+from .dual_prompt import find_dual_prompt, install_dual_prompt, load_dual_prompt, saved_dual_prompt_config
 
 logger = logging.getLogger(__name__)
 
@@ -18,8 +18,11 @@ class InstructPix2PixEditor(DiffusionEditor):
     """Three-way guided InstructPix2Pix: ``guidance_scale`` (text) and ``image_guidance_scale`` (input image).
 
     ``dual_prompt``: None uses dual-prompt weights when the model folder (or hub repo) has
-    ``dual_prompt/dual_prompt.safetensors``; True always fuses the public caption (an
-    untrained fusion changes nothing); False never does.
+    ``dual_prompt/dual_prompt.safetensors``, in the mode they were saved in; False never
+    fuses the public caption; True, ``"gated"`` or ``"paper"`` always do. Without shipped
+    weights True and ``"gated"`` start with closed gates (plain InstructPix2Pix), and
+    ``"paper"`` starts an untrained SafeAttention (the output changes). A mode that differs
+    from the shipped weights' is an error.
     """
 
     pipeline_class = "StableDiffusionInstructPix2PixPipeline"
@@ -29,16 +32,27 @@ class InstructPix2PixEditor(DiffusionEditor):
 
     def _prepare(self, pipe):
         self.dual = False
-        if self.settings.dual_prompt is False:
+        self.dual_mode = None
+        wanted = self.settings.dual_prompt
+        if wanted not in (None, False, True, "gated", "paper"):
+            raise ValueError(f"dual_prompt={wanted!r} is not one of None, False, True, 'gated', 'paper'")
+        if wanted is False:
             return
         weights = find_dual_prompt(self.model_id, self.settings.editor_revision, self.model_settings.local_files_only)
         if weights is not None:
+            saved = saved_dual_prompt_config(weights)["mode"]
+            if isinstance(wanted, str) and wanted != saved:
+                raise ValueError(f"dual_prompt={wanted!r}, but {self.model_id} ships {saved!r} dual-prompt weights")
             load_dual_prompt(pipe, weights)
-            self.dual = True
-        elif self.settings.dual_prompt:
-            logger.warning("%s ships no dual-prompt weights: the public-caption branch starts closed (plain InstructPix2Pix)", self.model_id)
-            install_dual_prompt(pipe.unet, pipe.tokenizer.model_max_length)
-            self.dual = True
+            self.dual, self.dual_mode = True, saved
+        elif wanted:
+            mode = "gated" if wanted is True else wanted
+            if mode == "gated":
+                logger.warning("%s ships no dual-prompt weights: the public-caption branch starts closed (plain InstructPix2Pix)", self.model_id)
+            else:
+                logger.warning("%s ships no dual-prompt weights: SafeAttention starts untrained", self.model_id)
+            install_dual_prompt(pipe.unet, pipe.tokenizer.model_max_length, mode)
+            self.dual, self.dual_mode = True, mode
 
     def _run(self, requests, images, generators, size):
         pipe = self.pipe

@@ -1,0 +1,65 @@
+"""``u2s finetune``: fine-tune an InstructPix2Pix editor on Unsafe2Safe pairs (docs/training.md)."""
+
+from ..train.finetune import FinetuneConfig, finetune
+from ..train.pairs import DEFAULT_CLIP_MODEL
+
+
+def register(subparsers):
+    defaults = FinetuneConfig(base_model="")
+    p = subparsers.add_parser("finetune", help="fine-tune an InstructPix2Pix editor on pairs (run under `accelerate launch` for many GPUs)")
+    p.add_argument("pairs", help="a folder from `u2s pairs`, or one from `u2s anonymize` (pairs are built on the fly)")
+    p.add_argument("output_dir", help="the fine-tuned diffusers pipeline goes here, with checkpoints, log and model card")
+    p.add_argument("--base-model", required=True, help="the editor to start from (hub id or folder): an InstructPix2Pix pipeline "
+                   "such as MagicBrush, or with --editor flux-kontext a FLUX.1 Kontext pipeline")
+    p.add_argument("--editor", choices=("ip2p", "flux-kontext"), default="ip2p",
+                   help="ip2p (default; dual prompts, full or LoRA) or flux-kontext (LoRA, rank 16 unless --lora)")
+    p.add_argument("--base-revision")
+    p.add_argument("--dual-prompt", choices=("paper", "gated", "none"),
+                   help=f"ip2p: SafeAttention (paper, default {defaults.dual_prompt}), the zero-gated fusion (gated) or none")
+    p.add_argument("--lora", type=int, metavar="RANK", help="train LoRA adapters of this rank instead of the whole UNet")
+    p.add_argument("--max-sequence-length", type=int, default=512, help="flux-kontext: T5 tokens of the instruction")
+    p.add_argument("--resolution", type=int, help="training crop side (default: 256 for ip2p, 512 for flux-kontext)")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size, help="per process")
+    p.add_argument("--gradient-accumulation", type=int, default=defaults.gradient_accumulation)
+    p.add_argument("--learning-rate", type=float, help="default: 1e-5 for ip2p, 1e-4 for flux-kontext")
+    p.add_argument("--lr-scheduler", default=defaults.lr_scheduler, help="a diffusers scheduler name (constant, cosine, ...)")
+    p.add_argument("--lr-warmup-steps", type=int, default=defaults.lr_warmup_steps)
+    p.add_argument("--max-steps", type=int, default=defaults.max_steps)
+    p.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    p.add_argument("--checkpoints-kept", type=int, default=defaults.checkpoints_kept)
+    p.add_argument("--conditioning-dropout", type=float, default=defaults.conditioning_dropout)
+    p.add_argument("--no-ema", action="store_true", help="save the last weights instead of their moving average")
+    p.add_argument("--mixed-precision", choices=("auto", "no", "bf16", "fp16"), default=defaults.mixed_precision)
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUTPUT_DIR")
+    p.add_argument("--cpu", action="store_true", help="train on the CPU even where CUDA is available")
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--dataloader-workers", type=int, default=defaults.dataloader_workers)
+    p.add_argument("--clip-model", default=DEFAULT_CLIP_MODEL, help="CLIP filter for pairs built on the fly; 'none' skips it")
+    p.set_defaults(run=run)
+
+
+COMMON = ("base_revision", "lora", "resolution", "learning_rate", "batch_size", "gradient_accumulation", "lr_scheduler",
+          "lr_warmup_steps", "max_steps", "checkpoint_every", "checkpoints_kept", "mixed_precision", "seed", "cpu",
+          "dataloader_workers", "clip_model")
+
+
+def defaults_dual() -> str:
+    return FinetuneConfig(base_model="").dual_prompt
+
+
+def run(args) -> int:
+    # Unset options (None) take the trainer's own default.
+    settings = {k: getattr(args, k) for k in COMMON if getattr(args, k) is not None}
+    settings["ema"] = not args.no_ema
+    if args.editor == "flux-kontext":
+        from ..train.kontext import finetune_kontext
+
+        if args.dual_prompt not in (None, "none"):
+            raise ValueError("--dual-prompt is for the ip2p editor; FLUX.1 Kontext takes the instruction alone")
+        output = finetune_kontext(args.pairs, args.output_dir, args.base_model, resume=args.resume,
+                                  max_sequence_length=args.max_sequence_length, **settings)
+    else:
+        output = finetune(args.pairs, args.output_dir, args.base_model, resume=args.resume, dual_prompt=args.dual_prompt or defaults_dual(),
+                          conditioning_dropout=args.conditioning_dropout, **settings)
+    print(f"fine-tuned editor: {output}")
+    return 0
