@@ -10,7 +10,7 @@ import hashlib
 import json
 import typing
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Union
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,9 @@ class EditConfig:
     scheduler: Optional[str] = None  # a diffusers scheduler class name, e.g. "DDIMScheduler"; None keeps the model's
     edit_resolution: Optional[int] = None  # the longer side the editor works at (aspect kept, grid-rounded)
     edit_batch_size: int = 8  # images per pipeline call
-    dual_prompt: Optional[bool] = None  # ip2p: None uses dual-prompt weights when the model ships them
+    # ip2p: None uses the dual-prompt weights a model ships (their mode is detected); "paper" is
+    # SafeAttention (docs/training.md); True or "gated" the zero-gated fusion; False never fuses.
+    dual_prompt: Optional[Union[bool, str]] = None
     vae_tiling: bool = False
     # After editing, faces and text are looked for again in each edited region; what is still
     # there (for generative editors: the same person, the same words) is filled instead.
@@ -111,6 +113,7 @@ _CHOICES = {
     "edit_scope": ("regions", "global"),
     "on_error": ("redact", "drop", "raise"),
     "image_format": ("auto", "png", "jpeg"),
+    "dual_prompt": (None, True, False, "gated", "paper"),
     "dtype": ("auto", "bf16", "bfloat16", "fp16", "float16", "fp32", "float32"),
 }
 # Inclusive bounds. Outside them a setting cannot anonymize (a blur of 0, 40 pixel blocks across
@@ -151,7 +154,8 @@ def _check_type(key, value, annotation):
     if optional:
         if value is None:
             return None
-        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+        rest = tuple(a for a in typing.get_args(annotation) if a is not type(None))
+        annotation = rest[0] if len(rest) == 1 else typing.Union[rest]
     if annotation is bool:
         ok = isinstance(value, bool)
     elif annotation is int:
@@ -161,13 +165,16 @@ def _check_type(key, value, annotation):
         value = float(value) if ok else value
     elif annotation is str:
         ok = isinstance(value, str)
+    elif typing.get_origin(annotation) is typing.Union:
+        ok = isinstance(value, typing.get_args(annotation))
     elif annotation is tuple:
         ok = isinstance(value, (list, tuple))
         value = tuple(value) if ok else value
     else:
         ok = True
     if not ok:
-        name = getattr(annotation, "__name__", str(annotation))
+        options = typing.get_args(annotation) or (annotation,)
+        name = " or ".join(getattr(a, "__name__", str(a)) for a in options)
         raise TypeError(f"{key}={value!r} must be {'None or ' if optional else ''}{name}, not {type(value).__name__}")
     return value
 
