@@ -1,0 +1,70 @@
+"""Run shards in this process, or in N worker processes on this machine (one per GPU when there are GPUs)."""
+
+import concurrent.futures as cf
+import logging
+import multiprocessing
+
+logger = logging.getLogger(__name__)
+
+_worker_step = None
+_worker_rank = None
+
+
+class LocalExecutor:
+    """``num_workers`` 1 runs every shard here; more start that many spawned processes.
+
+    Workers are started with spawn, never fork: CUDA cannot start in a forked child, and a
+    fresh interpreter also avoids inheriting the parent's thread pools. Worker ``r`` gets
+    rank ``r`` (so ``cuda:{r % n}``). At most two shards per worker are in flight, so the
+    parent holds a bounded number of shards whatever the input's size.
+    """
+
+    def __init__(self, num_workers: int = 1):
+        if num_workers < 1:
+            raise ValueError(f"num_workers must be at least 1, got {num_workers}")
+        self.num_workers = num_workers
+
+    def run(self, step, shards, on_done) -> None:
+        if self.num_workers == 1:
+            for index, table in shards:
+                on_done(step(index, table))
+            return
+        context = multiprocessing.get_context("spawn")
+        ranks = context.Queue()
+        for rank in range(self.num_workers):
+            ranks.put(rank)
+        with cf.ProcessPoolExecutor(self.num_workers, mp_context=context, initializer=_init_worker, initargs=(step, ranks)) as pool:
+            in_flight = {}
+            shards = iter(shards)
+            exhausted = False
+            try:
+                while True:
+                    while not exhausted and len(in_flight) < 2 * self.num_workers:
+                        item = next(shards, None)
+                        if item is None:
+                            exhausted = True
+                            break
+                        in_flight[pool.submit(_run_shard, *item)] = item[0]
+                    if not in_flight:
+                        break
+                    done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+                    for future in done:
+                        index = in_flight.pop(future)
+                        try:
+                            marker = future.result()
+                        except Exception as e:
+                            raise RuntimeError(f"shard {index} failed: {type(e).__name__}: {e}") from e
+                        on_done(marker)
+            except BaseException:
+                for future in in_flight:
+                    future.cancel()
+                raise
+
+
+def _init_worker(step, ranks):
+    global _worker_step, _worker_rank
+    _worker_step, _worker_rank = step, ranks.get()
+
+
+def _run_shard(index, table):
+    return _worker_step(index, table, rank=_worker_rank)

@@ -1,0 +1,138 @@
+"""run_sharded: the transform over any size of input, shard by shard, resumable, on one machine or a Ray cluster."""
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+from tqdm.auto import tqdm
+
+from ..runner import Summary
+from .layout import RunLayout
+from .local import LocalExecutor
+from .manifest import build_manifest, check_resumable, input_fingerprint
+from .source import ShardSource
+from .step import AnonymizeShard
+
+logger = logging.getLogger(__name__)
+
+ENGINES = ("local", "ray")
+
+
+@dataclass
+class RunSummary(Summary):
+    """A Summary of every shard of the run, plus what this call did."""
+
+    shards: int = 0
+    shards_written: int = 0
+    shards_skipped: int = 0
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}; {self.shards} shards ({self.shards_written} written now, {self.shards_skipped} already done)"
+
+
+def run_sharded(
+    ds,
+    transform,
+    output_dir: str,
+    shard_size: int = 1000,
+    engine: str = "local",
+    num_workers=None,
+    ray_address=None,
+    limit=None,
+    overwrite: bool = False,
+    batch_size: int = 8,
+    gpus_per_worker=None,
+) -> RunSummary:
+    """Anonymize ``ds`` into ``output_dir`` as parquet shards of ``shard_size`` rows, each with a completion marker.
+
+    Rerunning the same call skips finished shards; a folder made with other settings or
+    another input is refused (``overwrite=True`` clears it first). The folder loads with
+    ``load_dataset("parquet", data_dir=output_dir)`` or :func:`load_shards`.
+
+    Args:
+        ds: a ``datasets.Dataset`` or a streaming ``IterableDataset`` (one split).
+        transform: an ``Unsafe2Safe``.
+        engine: ``"local"`` (this machine's processes) or ``"ray"`` (Ray Data actors).
+        num_workers: processes or Ray actors; default one per GPU, else 1 (local) or every CPU (ray).
+        ray_address: join this Ray cluster instead of starting a local one.
+        limit: only the first ``limit`` rows (a trial run; a later full run keeps its full shards).
+        batch_size: rows per transform call inside a shard.
+        gpus_per_worker: Ray only; default 1 when the cluster has GPUs, else 0.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    start = time.perf_counter()
+    source = ShardSource(ds, transform.image_column, shard_size, limit)
+    features = transform.features(source.features)
+    layout = RunLayout(output_dir)
+    os.makedirs(output_dir, exist_ok=True)
+    if overwrite:
+        layout.clear()
+    layout.prepare()
+
+    fingerprint = input_fingerprint(ds, source.first_shard() if source.streaming else None)
+    manifest = build_manifest(transform, fingerprint, shard_size, source.total_rows, features)
+    if os.path.exists(layout.manifest_path):
+        check_resumable(layout.manifest_path, manifest)
+    layout.write_json(layout.manifest_path, manifest)
+
+    finished = layout.finished()
+    markers, skipped = {}, []
+    progress = tqdm(total=source.total_rows, unit="row", desc=f"Unsafe2Safe [{engine}]", dynamic_ncols=True)
+
+    def is_done(index, rows):
+        marker = finished.get(index)
+        if marker is None or marker["rows_in"] != rows:
+            return False  # e.g. the short last shard of a trial run with limit=
+        markers[index] = marker
+        skipped.append(index)
+        progress.update(rows)
+        return True
+
+    def on_done(marker):
+        markers[marker["shard"]] = marker
+        progress.update(marker["rows_in"])
+
+    executor = _executor(engine, num_workers, ray_address, gpus_per_worker)
+    step = AnonymizeShard(transform, features, output_dir, batch_size)
+    try:
+        executor.run(step, source.pending(is_done), on_done)
+    finally:
+        progress.close()
+    summary = _summary(markers, skipped)
+    summary.seconds = time.perf_counter() - start
+    logger.info("%s", summary)
+    return summary
+
+
+def _executor(engine, num_workers, ray_address, gpus_per_worker):
+    if engine == "ray":
+        from .ray_engine import RayExecutor
+
+        return RayExecutor(num_workers, ray_address, gpus_per_worker)
+    if ray_address:
+        raise ValueError("ray_address is for engine='ray'")
+    return LocalExecutor(num_workers or _gpu_count() or 1)
+
+
+def _gpu_count() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except ImportError:
+        return 0
+
+
+def _summary(markers: dict, skipped: list) -> RunSummary:
+    summary = RunSummary(shards=len(markers), shards_skipped=len(skipped), shards_written=len(markers) - len(skipped))
+    categories = {}
+    for index in sorted(markers):
+        counts = markers[index]["summary"]
+        for name in ("rows", "flagged", "edited", "passthrough", "redacted", "errors"):
+            setattr(summary, name, getattr(summary, name) + counts[name])
+        for category, n in counts["categories"].items():
+            categories[category] = categories.get(category, 0) + n
+    summary.categories = dict(sorted(categories.items()))
+    return summary
