@@ -76,13 +76,16 @@ def test_ray_actors_write_the_same_bytes(local_run, rows, transform, tmp_path):
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     try:
-        summary = run_sharded(rows, transform, str(tmp_path), shard_size=SHARD, engine="ray", num_workers=2)
-        hosts = {json.load(open(RunLayout(str(tmp_path)).marker_path(i)))["pid"] for i in range(3)}
+        summary = run_sharded(rows, transform, str(tmp_path / "dataset"), shard_size=SHARD, engine="ray", num_workers=2)
+        pids = {json.load(open(RunLayout(str(tmp_path / "dataset")).marker_path(i)))["pid"] for i in range(3)}
+        # A streaming input reaches the actors through Ray's object store instead.
+        stream = run_sharded(rows.to_iterable_dataset(), transform, str(tmp_path / "stream"), shard_size=SHARD, engine="ray", num_workers=2)
     finally:
         ray.shutdown()
-    assert summary.shards_written == 3 and summary.rows == ROWS
-    assert os.getpid() not in hosts  # the shards were made in Ray's actors
-    assert shard_bytes(str(tmp_path)) == shard_bytes(local_run[0])
+    assert summary.shards_written == 3 and summary.rows == ROWS and stream.shards_written == 3
+    assert os.getpid() not in pids  # the shards were made in Ray's actors
+    assert shard_bytes(str(tmp_path / "dataset")) == shard_bytes(local_run[0])
+    assert shard_bytes(str(tmp_path / "stream")) == shard_bytes(local_run[0])
 
 
 def test_rerun_skips_finished_shards_and_refuses_a_changed_run(local_run, rows, transform, tmp_path):

@@ -24,7 +24,8 @@ class LocalExecutor:
             raise ValueError(f"num_workers must be at least 1, got {num_workers}")
         self.num_workers = num_workers
 
-    def run(self, step, shards, on_done) -> None:
+    def run(self, step, source, is_done, on_done) -> None:
+        shards = source.pending(is_done)
         if self.num_workers == 1:
             for index, table in shards:
                 on_done(step(index, table))
@@ -35,7 +36,6 @@ class LocalExecutor:
             ranks.put(rank)
         with cf.ProcessPoolExecutor(self.num_workers, mp_context=context, initializer=_init_worker, initargs=(step, ranks)) as pool:
             in_flight = {}
-            shards = iter(shards)
             exhausted = False
             try:
                 while True:

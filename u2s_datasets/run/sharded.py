@@ -99,7 +99,7 @@ def run_sharded(
     executor = _executor(engine, num_workers, ray_address, gpus_per_worker)
     step = AnonymizeShard(transform, features, output_dir, batch_size)
     try:
-        executor.run(step, source.pending(is_done), on_done)
+        executor.run(step, source, is_done, on_done)
     finally:
         progress.close()
     summary = _summary(markers, skipped)

@@ -23,7 +23,6 @@ class ShardSource:
             raise ValueError(f"shard_size must be at least 1, got {shard_size}")
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be 0 or more, got {limit}")
-        self.original = ds
         self.streaming = isinstance(ds, datasets.IterableDataset)
         self.shard_size = shard_size
         self.image_column = image_column
@@ -61,16 +60,22 @@ class ShardSource:
     def pending(self, is_done) -> Iterator[Tuple[int, pa.Table]]:
         """(index, table) of every shard for which ``is_done(index, rows)`` is false, in order."""
         if not self.streaming:
-            arrow = self.ds.with_format("arrow")
             for index in range(self.num_shards):
                 rows = self.expected_rows(index)
                 if not is_done(index, rows):
-                    start = index * self.shard_size
-                    yield index, arrow[start : start + rows]
+                    yield index, self.read(index)
             return
         for index, table in enumerate(self._tables()):
             if not is_done(index, table.num_rows):
                 yield index, table
+
+    def read(self, index: int) -> pa.Table:
+        """Shard ``index`` of a Dataset, read where it is needed (a Ray actor reads its own)."""
+        start = index * self.shard_size
+        return self.ds.with_format("arrow")[start : start + self.expected_rows(index)]
+
+    def __getstate__(self):
+        return {**self.__dict__, "_first": None}
 
     def _tables(self):
         if not self.streaming:
