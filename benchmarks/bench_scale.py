@@ -95,11 +95,21 @@ def main():
             if save:
                 out.save_to_disk(fresh())
 
+        steady = {}
+
+        def sharded(name, **options):
+            def run():
+                folder = fresh()
+                run_sharded(ds, transform, folder, shard_size=args.shard_size, **options)
+                steady.setdefault(name, []).append(steady_rate(folder))
+
+            return run
+
         configs = {
             "datasets.map": do_map,
             "map + save_to_disk": lambda: do_map(save=True),
-            "sharded local x1": lambda: run_sharded(ds, transform, fresh(), shard_size=args.shard_size),
-            "sharded local x2": lambda: run_sharded(ds, transform, fresh(), shard_size=args.shard_size, num_workers=2),
+            "sharded local x1": sharded("sharded local x1"),
+            "sharded local x2": sharded("sharded local x2", num_workers=2),
         }
         if not args.no_ray:
             import ray
@@ -107,7 +117,7 @@ def main():
             seconds, _ = timed(lambda: ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
                                                 _node_ip_address="127.0.0.1"))
             print(f"Ray local cluster started in {seconds:.1f} s (not in the figures)")
-            configs["sharded ray x2"] = lambda: run_sharded(ds, transform, fresh(), shard_size=args.shard_size, engine="ray", num_workers=2)
+            configs["sharded ray x2"] = sharded("sharded ray x2", engine="ray", num_workers=2)
         results = {name: [] for name in configs}
         for round_ in range(args.rounds):
             for name, fn in configs.items():
@@ -123,6 +133,18 @@ def main():
         rate = statistics.median(r for r, _ in runs)
         print(f"{name:20s} {rate:7.1f} rows/s   vs map {100 * (base / rate - 1):+6.1f}% time   vs map+save {100 * (saved / rate - 1):+6.1f}% time"
               f"   load {statistics.mean(l for _, l in runs):.1f}")
+    print("\nafter start-up (rows of the shards finished after the first, over the time between first and last marker):")
+    for name, rates in steady.items():
+        print(f"{name:20s} {statistics.median(rates):7.1f} rows/s")
+
+
+def steady_rate(folder) -> float:
+    from u2s_datasets.run.layout import RunLayout
+
+    markers = sorted(RunLayout(folder).finished().values(), key=lambda m: m["finished_at"])
+    if len(markers) < 2:
+        return float("nan")
+    return sum(m["rows_in"] for m in markers[1:]) / (markers[-1]["finished_at"] - markers[0]["finished_at"])
 
 
 def soak(args, transform, work):
