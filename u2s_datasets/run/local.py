@@ -1,10 +1,7 @@
 """Run shards in this process, or in N worker processes on this machine (one per GPU when there are GPUs)."""
 
 import concurrent.futures as cf
-import logging
 import multiprocessing
-
-logger = logging.getLogger(__name__)
 
 _worker_step = None
 _worker_rank = None

@@ -4,9 +4,8 @@ import hashlib
 import json
 import os
 
-import datasets
-
 from .. import __version__
+from .source import ipc_bytes
 
 FORMAT_VERSION = 1
 
@@ -22,13 +21,12 @@ def input_fingerprint(ds, first_shard=None) -> str:
     digest.update(json.dumps(features, sort_keys=True, default=str).encode())
     digest.update(json.dumps(_data_files(ds), sort_keys=True, default=str).encode())
     if first_shard is not None:
-        sink = _ipc_bytes(first_shard)
-        digest.update(sink)
+        digest.update(ipc_bytes(first_shard))
     return "stream-" + digest.hexdigest()[:16]
 
 
 def build_manifest(transform, fingerprint: str, shard_size: int, total_rows, features) -> dict:
-    return {
+    manifest = {
         "format_version": FORMAT_VERSION,
         "config": transform.config.to_dict(),
         "config_hash": transform.config.hash(),
@@ -41,6 +39,8 @@ def build_manifest(transform, fingerprint: str, shard_size: int, total_rows, fea
         "features": features.to_dict(),
         "package_version": __version__,
     }
+    # As it will read back from run.json (tuples become lists), so comparisons see settings, not types.
+    return json.loads(json.dumps(manifest, default=list))
 
 
 # Fields that decide what a shard holds; package_version is recorded but does not block a resume.
@@ -95,16 +95,3 @@ def _data_files(ds) -> list:
                 files.extend(value)
         node, seen = getattr(node, "ex_iterable", None), seen + 1
     return files
-
-
-def _ipc_bytes(table) -> bytes:
-    import pyarrow as pa
-
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
-def is_streaming(ds) -> bool:
-    return isinstance(ds, datasets.IterableDataset)

@@ -10,12 +10,11 @@ machines the output folder, and the input's files, must be on a file system all 
 
 import io
 import json
-import logging
 import os
 
 import pyarrow as pa
 
-logger = logging.getLogger(__name__)
+from .source import ipc_bytes
 
 
 class RayExecutor:
@@ -54,7 +53,7 @@ class RayExecutor:
         import ray.data
 
         if source.streaming:
-            items = [{"shard": index, "rows": _to_ipc(table)} for index, table in source.pending(is_done)]
+            items = [{"shard": index, "rows": ipc_bytes(table)} for index, table in source.pending(is_done)]
         else:
             items = [{"shard": index, "rows": None} for index in range(source.num_shards) if not is_done(index, source.expected_rows(index))]
         if not items:
@@ -86,10 +85,3 @@ class _ShardActor:
             table = self.source.read(index) if rows is None else pa.ipc.open_stream(io.BytesIO(rows)).read_all()
             markers.append(json.dumps(self.step(index, table)))
         return pa.table({"marker": markers})
-
-
-def _to_ipc(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()

@@ -85,3 +85,11 @@ class ShardSource:
         for table in self.ds.with_format("arrow").iter(batch_size=self.shard_size):
             if table.num_rows:
                 yield table
+
+
+def ipc_bytes(table: pa.Table) -> bytes:
+    """``table`` as one Arrow IPC stream (to hash it, or to hand it to another process)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()

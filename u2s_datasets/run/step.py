@@ -1,7 +1,6 @@
 """One shard in, one safe shard out: the step every executor runs, wherever it runs."""
 
 import dataclasses
-import logging
 import os
 import socket
 import time
@@ -12,8 +11,6 @@ import pyarrow as pa
 from .. import columns as C
 from ..runner import summarize
 from .layout import RunLayout
-
-logger = logging.getLogger(__name__)
 
 
 class AnonymizeShard:
