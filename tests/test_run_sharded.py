@@ -95,7 +95,7 @@ def test_rerun_skips_finished_shards_and_refuses_a_changed_run(local_run, rows, 
     first = os.stat(RunLayout(folder).shard_path(0)).st_mtime_ns
     full = run_sharded(rows, transform, folder, shard_size=SHARD)
     # Shard 0 is whole and kept; the trial's one-row shard 1 is redone at full size.
-    assert (full.shards_skipped, full.shards_written, full.rows) == (1, 2, ROWS)
+    assert (full.shards_skipped, full.shards_written, full.rows, full.rows_written) == (1, 2, ROWS, ROWS - SHARD)
     assert os.stat(RunLayout(folder).shard_path(0)).st_mtime_ns == first
     assert shard_bytes(folder) == shard_bytes(local_run[0])
 

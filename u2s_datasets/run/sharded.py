@@ -28,6 +28,12 @@ class RunSummary(Summary):
     shards: int = 0
     shards_written: int = 0
     shards_skipped: int = 0
+    rows_written: int = 0
+
+    @property
+    def images_per_second(self) -> float:
+        """Rows written by this call over its time (skipped shards cost nothing, so they don't count)."""
+        return self.rows_written / self.seconds if self.seconds else 0.0
 
     def __str__(self) -> str:
         return f"{super().__str__()}; {self.shards} shards ({self.shards_written} written now, {self.shards_skipped} already done)"
@@ -80,7 +86,7 @@ def run_sharded(
     layout.write_json(layout.manifest_path, manifest)
 
     finished = layout.finished()
-    markers, skipped = {}, []
+    markers, skipped = {}, set()
     progress = tqdm(total=source.total_rows, unit="row", desc=f"Unsafe2Safe [{engine}]", dynamic_ncols=True)
 
     def is_done(index, rows):
@@ -88,7 +94,7 @@ def run_sharded(
         if marker is None or marker["rows_in"] != rows:
             return False  # e.g. the short last shard of a trial run with limit=
         markers[index] = marker
-        skipped.append(index)
+        skipped.add(index)
         progress.update(rows)
         return True
 
@@ -128,10 +134,12 @@ def _gpu_count() -> int:
     return len(glob.glob("/dev/nvidia[0-9]*"))
 
 
-def _summary(markers: dict, skipped: list) -> RunSummary:
+def _summary(markers: dict, skipped: set) -> RunSummary:
     summary = RunSummary(shards=len(markers), shards_skipped=len(skipped), shards_written=len(markers) - len(skipped))
     categories = {}
     for index in sorted(markers):
+        if index not in skipped:
+            summary.rows_written += markers[index]["rows_in"]
         counts = markers[index]["summary"]
         for name in ("rows", "flagged", "edited", "passthrough", "redacted", "errors"):
             setattr(summary, name, getattr(summary, name) + counts[name])
