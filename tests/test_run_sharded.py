@@ -78,11 +78,13 @@ def test_ray_actors_write_the_same_bytes(local_run, rows, transform, tmp_path):
     try:
         summary = run_sharded(rows, transform, str(tmp_path / "dataset"), shard_size=SHARD, engine="ray", num_workers=2)
         pids = {json.load(open(RunLayout(str(tmp_path / "dataset")).marker_path(i)))["pid"] for i in range(3)}
-        # A streaming input reaches the actors through Ray's object store instead.
+        # A streaming input is read by one Ray task, shard by shard, and resumes likewise.
         stream = run_sharded(rows.to_iterable_dataset(), transform, str(tmp_path / "stream"), shard_size=SHARD, engine="ray", num_workers=2)
+        again = run_sharded(rows.to_iterable_dataset(), transform, str(tmp_path / "stream"), shard_size=SHARD, engine="ray", num_workers=2)
     finally:
         ray.shutdown()
     assert summary.shards_written == 3 and summary.rows == ROWS and stream.shards_written == 3
+    assert (again.shards_skipped, again.shards_written, again.rows) == (3, 0, ROWS)
     assert os.getpid() not in pids  # the shards were made in Ray's actors
     assert shard_bytes(str(tmp_path / "dataset")) == shard_bytes(local_run[0])
     assert shard_bytes(str(tmp_path / "stream")) == shard_bytes(local_run[0])

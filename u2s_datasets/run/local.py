@@ -21,11 +21,11 @@ class LocalExecutor:
             raise ValueError(f"num_workers must be at least 1, got {num_workers}")
         self.num_workers = num_workers
 
-    def run(self, step, source, is_done, on_done) -> None:
-        shards = source.pending(is_done)
+    def run(self, step, source, progress) -> None:
+        shards = source.pending(progress.is_done)
         if self.num_workers == 1:
             for index, table in shards:
-                on_done(step(index, table))
+                progress.on_done(step(index, table))
             return
         context = multiprocessing.get_context("spawn")
         ranks = context.Queue()
@@ -51,7 +51,7 @@ class LocalExecutor:
                             marker = future.result()
                         except Exception as e:
                             raise RuntimeError(f"shard {index} failed: {type(e).__name__}: {e}") from e
-                        on_done(marker)
+                        progress.on_done(marker)
             except BaseException:
                 for future in in_flight:
                     future.cancel()

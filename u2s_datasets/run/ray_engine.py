@@ -4,8 +4,9 @@
 CPU slot for the CPU-only local preset; each actor runs the same step as the local
 executor, so the shards are the same bytes. A ``datasets.Dataset`` travels to each actor
 once (memory-mapped files travel as their paths) and each actor reads its own shards; a
-streaming input is read here and each shard is put into Ray's object store. On several
-machines the output folder, and the input's files, must be on a file system all of them see.
+streaming input is read by one task on the driver's machine, shard by shard as the actors
+take them. On several machines the output folder, and a Dataset's files, must be on a file
+system all of them see.
 """
 
 import io
@@ -13,6 +14,8 @@ import json
 import os
 
 import pyarrow as pa
+from ray.data import Datasource, ReadTask
+from ray.data.block import BlockMetadata
 
 from .source import ipc_bytes
 
@@ -27,12 +30,20 @@ class RayExecutor:
         self.ray_address = ray_address
         self.gpus_per_worker = gpus_per_worker
 
-    def run(self, step, source, is_done, on_done) -> None:
+    def run(self, step, source, progress) -> None:
         import ray
 
+        import ray.data
+
         started = self._connect(ray)
+        context = ray.data.DataContext.get_current().copy()
+        context.enable_progress_bars = False  # the run's own bar counts rows
+        # Each shard its own block: Ray would merge a reader's small rows (one per shard) into
+        # one block, which a single actor would then work through alone.
+        context.target_max_block_size = 1
         try:
-            self._run(ray, step, source, is_done, on_done)
+            with ray.data.DataContext.current(context):
+                self._run(ray, step, source, progress)
         finally:
             if started:
                 ray.shutdown()
@@ -49,30 +60,67 @@ class RayExecutor:
             ray.init(address="local", num_cpus=cpus, _node_ip_address="127.0.0.1", **settings)
         return True
 
-    def _run(self, ray, step, source, is_done, on_done) -> None:
+    def _run(self, ray, step, source, progress) -> None:
         import ray.data
 
         if source.streaming:
-            items = [{"shard": index, "rows": ipc_bytes(table)} for index, table in source.pending(is_done)]
+            # No CPU reserved for the reader: the actors may hold every CPU slot.
+            data = ray.data.read_datasource(_StreamShards(source, dict(progress.finished)), num_cpus=0, override_num_blocks=1)
+            shards = None
         else:
-            items = [{"shard": index, "rows": None} for index in range(source.num_shards) if not is_done(index, source.expected_rows(index))]
-        if not items:
-            return
+            shards = [index for index in range(source.num_shards) if not progress.is_done(index, source.expected_rows(index))]
+            if not shards:
+                return
+            data = ray.data.from_items([{"shard": i, "rows": None, "skipped": 0} for i in shards], override_num_blocks=len(shards))
         gpus = self.gpus_per_worker
         if gpus is None:
             gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         workers = self.num_workers or int(ray.cluster_resources().get("GPU" if gpus else "CPU", 1)) or 1
-        ray.data.DataContext.get_current().enable_progress_bars = False  # the run's own bar counts rows
-        results = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+        results = data.map_batches(
             _ShardActor,
             fn_constructor_kwargs={"step": step, "source": None if source.streaming else source},
             batch_size=1,  # one shard per call
             batch_format="pyarrow",
-            compute=ray.data.ActorPoolStrategy(size=min(workers, len(items))),
+            compute=ray.data.ActorPoolStrategy(size=min(workers, len(shards or range(workers)))),
             **({"num_gpus": gpus} if gpus else {"num_cpus": 1}),
         )
         for row in results.iter_rows():
-            on_done(json.loads(row["marker"]))
+            marker = json.loads(row["marker"])
+            if "skipped" in marker:
+                progress.is_done(marker["shard"], marker["skipped"])  # finished before: counted, not redone
+            else:
+                progress.on_done(marker)
+
+
+class _StreamShards(Datasource):
+    """A streaming input as one row per shard: its index and its rows as Arrow IPC bytes.
+
+    A row (not a block of the shard's rows) so that Ray never splits or merges a shard.
+    A shard finished before travels as its row count alone.
+    """
+
+    def __init__(self, source, finished: dict):
+        super().__init__()
+        self.source, self.finished = source, finished
+
+    def estimate_inmemory_data_size(self):
+        return None
+
+    @property
+    def supports_distributed_reads(self) -> bool:
+        return False  # the input is readable where the driver runs
+
+    def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
+        source, finished = self.source, self.finished
+
+        def read():
+            for index, table in source.tables():
+                if finished.get(index) == table.num_rows:
+                    yield pa.table({"shard": [index], "rows": pa.array([None], pa.binary()), "skipped": [table.num_rows]})
+                else:
+                    yield pa.table({"shard": [index], "rows": pa.array([ipc_bytes(table)], pa.binary()), "skipped": [0]})
+
+        return [ReadTask(read, BlockMetadata(num_rows=None, size_bytes=None, input_files=None, exec_stats=None))]
 
 
 class _ShardActor:
@@ -81,7 +129,10 @@ class _ShardActor:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         markers = []
-        for index, rows in zip(batch["shard"].to_pylist(), batch["rows"].to_pylist()):
+        for index, rows, skipped in zip(batch["shard"].to_pylist(), batch["rows"].to_pylist(), batch["skipped"].to_pylist()):
+            if skipped:
+                markers.append(json.dumps({"shard": index, "skipped": skipped}))
+                continue
             table = self.source.read(index) if rows is None else pa.ipc.open_stream(io.BytesIO(rows)).read_all()
             markers.append(json.dumps(self.step(index, table)))
         return pa.table({"marker": markers})

@@ -85,33 +85,40 @@ def run_sharded(
         check_resumable(layout.manifest_path, manifest)
     layout.write_json(layout.manifest_path, manifest)
 
-    finished = layout.finished()
-    markers, skipped = {}, set()
-    progress = tqdm(total=source.total_rows, unit="row", desc=f"Unsafe2Safe [{engine}]", dynamic_ncols=True)
-
-    def is_done(index, rows):
-        marker = finished.get(index)
-        if marker is None or marker["rows_in"] != rows:
-            return False  # e.g. the short last shard of a trial run with limit=
-        markers[index] = marker
-        skipped.add(index)
-        progress.update(rows)
-        return True
-
-    def on_done(marker):
-        markers[marker["shard"]] = marker
-        progress.update(marker["rows_in"])
-
+    progress = _Progress(layout.finished(), source.total_rows, engine)
     executor = _executor(engine, num_workers, ray_address, gpus_per_worker)
     step = AnonymizeShard(transform, features, output_dir, batch_size)
     try:
-        executor.run(step, source, is_done, on_done)
+        executor.run(step, source, progress)
     finally:
-        progress.close()
-    summary = _summary(markers, skipped)
+        progress.bar.close()
+    summary = _summary(progress.markers, progress.skipped)
     summary.seconds = time.perf_counter() - start
     logger.info("%s", summary)
     return summary
+
+
+class _Progress:
+    """What is done: the markers found at the start, the shards finished since, the bar."""
+
+    def __init__(self, finished: dict, total_rows, engine: str):
+        self.finished = {index: marker["rows_in"] for index, marker in finished.items()}
+        self._found = finished
+        self.markers, self.skipped = {}, set()
+        self.bar = tqdm(total=total_rows, unit="row", desc=f"Unsafe2Safe [{engine}]", dynamic_ncols=True)
+
+    def is_done(self, index: int, rows: int) -> bool:
+        """True (and counted) for a shard finished before with this many rows; a short shard of a trial run is redone."""
+        if self.finished.get(index) != rows:
+            return False
+        self.markers[index] = self._found[index]
+        self.skipped.add(index)
+        self.bar.update(rows)
+        return True
+
+    def on_done(self, marker: dict) -> None:
+        self.markers[marker["shard"]] = marker
+        self.bar.update(marker["rows_in"])
 
 
 def _executor(engine, num_workers, ray_address, gpus_per_worker):

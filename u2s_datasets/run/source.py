@@ -65,9 +65,13 @@ class ShardSource:
                 if not is_done(index, rows):
                     yield index, self.read(index)
             return
-        for index, table in enumerate(self._tables()):
+        for index, table in self.tables():
             if not is_done(index, table.num_rows):
                 yield index, table
+
+    def tables(self) -> Iterator[Tuple[int, pa.Table]]:
+        """Every shard of a stream, in order, as (index, table)."""
+        yield from enumerate(self._tables())
 
     def read(self, index: int) -> pa.Table:
         """Shard ``index`` of a Dataset, read where it is needed (a Ray actor reads its own)."""
