@@ -1,5 +1,6 @@
 """run_sharded: the transform over any size of input, shard by shard, resumable, on one machine or a Ray cluster."""
 
+import dataclasses
 import glob
 import logging
 import os
@@ -87,7 +88,7 @@ def run_sharded(
 
     progress = _Progress(layout.finished(), source.total_rows, engine)
     executor = _executor(engine, num_workers, ray_address, gpus_per_worker)
-    step = AnonymizeShard(transform, features, output_dir, batch_size)
+    step = AnonymizeShard(transform, features, output_dir, shard_size, batch_size)
     try:
         executor.run(step, source, progress)
     finally:
@@ -143,13 +144,14 @@ def _gpu_count() -> int:
 
 def _summary(markers: dict, skipped: set) -> RunSummary:
     summary = RunSummary(shards=len(markers), shards_skipped=len(skipped), shards_written=len(markers) - len(skipped))
+    counted = [f.name for f in dataclasses.fields(Summary) if f.type in (int, "int")]
     categories = {}
     for index in sorted(markers):
         if index not in skipped:
             summary.rows_written += markers[index]["rows_in"]
         counts = markers[index]["summary"]
-        for name in ("rows", "flagged", "edited", "passthrough", "redacted", "errors"):
-            setattr(summary, name, getattr(summary, name) + counts[name])
+        for name in counted:
+            setattr(summary, name, getattr(summary, name) + counts.get(name, 0))
         for category, n in counts["categories"].items():
             categories[category] = categories.get(category, 0) + n
     summary.categories = dict(sorted(categories.items()))
