@@ -101,6 +101,14 @@ def test_rerun_skips_finished_shards_and_refuses_a_changed_run(local_run, rows, 
     assert os.stat(RunLayout(folder).shard_path(0)).st_mtime_ns == first
     assert shard_bytes(folder) == shard_bytes(local_run[0])
 
+    # A shard without its marker (killed between the two renames) is never taken as done.
+    os.remove(RunLayout(folder).marker_path(2))
+    with pytest.raises(ValueError, match="without a completion marker.*shard-00002"):
+        load_shards(folder)
+    redo = run_sharded(rows, transform, folder, shard_size=SHARD)
+    assert (redo.shards_skipped, redo.shards_written) == (2, 1)
+    assert shard_bytes(folder) == shard_bytes(local_run[0])
+
     with pytest.raises(ValueError, match=r"editor: 'blur' -> 'pixelate'.*overwrite"):
         run_sharded(rows, Unsafe2Safe(detect_text=False, editor="pixelate"), folder, shard_size=SHARD)
     with pytest.raises(ValueError, match=r"shard_size 4 -> 5"):
@@ -156,11 +164,15 @@ def test_streaming_input_writes_shards_as_they_complete(rows, mapped, transform,
             yield row
 
     iterable = datasets.IterableDataset.from_generator(stream, features=rows.features)
-    summary = run_sharded(iterable, transform, str(tmp_path), shard_size=SHARD)
+    summary = run_sharded(iterable, transform, str(tmp_path / "full"), shard_size=SHARD)
     assert (summary.rows, summary.shards) == (ROWS, 3)
-    first_written = json.load(open(RunLayout(str(tmp_path)).marker_path(0)))["finished_at"]
+    first_written = json.load(open(RunLayout(str(tmp_path / "full")).marker_path(0)))["finished_at"]
     assert first_written < yielded[-1]  # shard 0 was on disk before the stream ended
-    assert load_shards(str(tmp_path)).data.table.equals(mapped.data.table)
+    assert load_shards(str(tmp_path / "full")).data.table.equals(mapped.data.table)
 
-    again = run_sharded(iterable, transform, str(tmp_path), shard_size=SHARD)
+    again = run_sharded(iterable, transform, str(tmp_path / "full"), shard_size=SHARD)
     assert (again.shards_skipped, again.shards_written) == (3, 0)
+
+    trial = run_sharded(iterable, transform, str(tmp_path / "trial"), shard_size=SHARD, limit=5)
+    assert (trial.rows, trial.shards) == (5, 2)
+    assert load_shards(str(tmp_path / "trial")).data.table.equals(mapped.data.table.slice(0, 5))
