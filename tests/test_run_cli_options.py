@@ -2,6 +2,7 @@
 
 import argparse
 
+import datasets
 import pytest
 
 from sharded_rows import photo_rows
@@ -32,3 +33,12 @@ def test_options_run_resume_and_refuse(tmp_path):
         parse("--resume", "--overwrite")
     with pytest.raises(ValueError, match="--engine ray"):
         run_from_args(parse("--ray-address", "auto"), rows, transform, folder)
+
+
+def test_a_dataset_dict_runs_each_split_into_its_folder(tmp_path):
+    rows, transform = photo_rows(6, 48), Unsafe2Safe(detect_text=False)
+    splits = datasets.DatasetDict({"train": rows.select(range(4)), "test": rows.select(range(4, 6))})
+    summary = run_from_args(parse("--shard-size", "3"), splits, transform, str(tmp_path))
+    assert (summary.rows, summary.shards, summary.errors) == (6, 3, 1)  # row 3, the corrupt one, is in train
+    loaded = datasets.load_dataset("parquet", data_dir=str(tmp_path))
+    assert {name: loaded[name]["name"] for name in loaded} == {name: splits[name]["name"] for name in splits}

@@ -8,6 +8,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+import datasets
 from tqdm.auto import tqdm
 
 from ..runner import Summary
@@ -60,7 +61,8 @@ def run_sharded(
     ``load_dataset("parquet", data_dir=output_dir)`` or :func:`load_shards`.
 
     Args:
-        ds: a ``datasets.Dataset`` or a streaming ``IterableDataset`` (one split).
+        ds: a ``datasets.Dataset`` or a streaming ``IterableDataset``; a ``DatasetDict`` runs each
+            split into ``output_dir/<split>``.
         transform: an ``Unsafe2Safe``.
         engine: ``"local"`` (this machine's processes) or ``"ray"`` (Ray Data actors).
         num_workers: processes or Ray actors; default one per GPU, else 1 (local) or every CPU (ray).
@@ -71,6 +73,12 @@ def run_sharded(
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if isinstance(ds, (datasets.DatasetDict, datasets.IterableDatasetDict)):
+        # One run per split, in a folder named after it: load_dataset("parquet", data_dir=...)
+        # then gives the splits back (for datasets' split names: train, validation, test, ...).
+        options = dict(shard_size=shard_size, engine=engine, num_workers=num_workers, ray_address=ray_address, limit=limit,
+                       overwrite=overwrite, batch_size=batch_size, gpus_per_worker=gpus_per_worker)
+        return _combined([run_sharded(split, transform, os.path.join(output_dir, name), **options) for name, split in ds.items()])
     start = time.perf_counter()
     source = ShardSource(ds, transform.image_column, shard_size, limit)
     features = transform.features(source.features)
@@ -140,6 +148,19 @@ def _gpu_count() -> int:
     if visible is not None:
         return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
     return len(glob.glob("/dev/nvidia[0-9]*"))
+
+
+def _combined(summaries) -> RunSummary:
+    total = RunSummary()
+    for summary in summaries:
+        for field in dataclasses.fields(RunSummary):
+            if field.name == "categories":
+                for category, n in summary.categories.items():
+                    total.categories[category] = total.categories.get(category, 0) + n
+            else:
+                setattr(total, field.name, getattr(total, field.name) + getattr(summary, field.name))
+    total.categories = dict(sorted(total.categories.items()))
+    return total
 
 
 def _summary(markers: dict, skipped: set) -> RunSummary:

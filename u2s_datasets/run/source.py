@@ -15,8 +15,6 @@ class ShardSource:
     """
 
     def __init__(self, ds, image_column: str, shard_size: int, limit: Optional[int] = None):
-        if isinstance(ds, (datasets.DatasetDict, datasets.IterableDatasetDict)):
-            raise ValueError(f"give one split (e.g. ds['train']), not a dict of splits {list(ds.keys())}")
         if not isinstance(ds, (datasets.Dataset, datasets.IterableDataset)):
             raise TypeError(f"expected a datasets.Dataset or IterableDataset, got {type(ds).__name__}")
         if shard_size < 1:
