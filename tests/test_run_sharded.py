@@ -173,6 +173,7 @@ def test_streaming_input_writes_shards_as_they_complete(rows, mapped, transform,
     again = run_sharded(iterable, transform, str(tmp_path / "full"), shard_size=SHARD)
     assert (again.shards_skipped, again.shards_written) == (3, 0)
 
-    trial = run_sharded(iterable, transform, str(tmp_path / "trial"), shard_size=SHARD, limit=5)
+    # With worker processes the stream is read here and each shard is sent to a worker.
+    trial = run_sharded(iterable, transform, str(tmp_path / "trial"), shard_size=SHARD, limit=5, num_workers=2)
     assert (trial.rows, trial.shards) == (5, 2)
     assert load_shards(str(tmp_path / "trial")).data.table.equals(mapped.data.table.slice(0, 5))

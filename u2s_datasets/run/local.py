@@ -3,8 +3,7 @@
 import concurrent.futures as cf
 import multiprocessing
 
-_worker_step = None
-_worker_rank = None
+_worker_step = _worker_source = _worker_rank = None
 
 
 class LocalExecutor:
@@ -12,8 +11,8 @@ class LocalExecutor:
 
     Workers are started with spawn, never fork: CUDA cannot start in a forked child, and a
     fresh interpreter also avoids inheriting the parent's thread pools. Worker ``r`` gets
-    rank ``r`` (so ``cuda:{r % n}``). At most two shards per worker are in flight, so the
-    parent holds a bounded number of shards whatever the input's size.
+    rank ``r`` (so ``cuda:{r % n}``). At most two shards per worker are in flight, so a
+    stream's reader holds a bounded number of shards whatever the input's size.
     """
 
     def __init__(self, num_workers: int = 1):
@@ -22,16 +21,22 @@ class LocalExecutor:
         self.num_workers = num_workers
 
     def run(self, step, source, progress) -> None:
-        shards = source.pending(progress.is_done)
         if self.num_workers == 1:
-            for index, table in shards:
+            for index, table in source.pending(progress.is_done):
                 progress.on_done(step(index, table))
             return
+        # A Dataset goes to each worker once (memory-mapped files as their paths) and each
+        # worker reads its own shards; a stream is read here and each shard is sent.
+        if source.streaming:
+            shards = ((_run_shard, index, table) for index, table in source.pending(progress.is_done))
+        else:
+            shards = ((_read_and_run_shard, index) for index in source.pending_indices(progress.is_done))
         context = multiprocessing.get_context("spawn")
         ranks = context.Queue()
         for rank in range(self.num_workers):
             ranks.put(rank)
-        with cf.ProcessPoolExecutor(self.num_workers, mp_context=context, initializer=_init_worker, initargs=(step, ranks)) as pool:
+        initargs = (step, None if source.streaming else source, ranks)
+        with cf.ProcessPoolExecutor(self.num_workers, mp_context=context, initializer=_init_worker, initargs=initargs) as pool:
             in_flight = {}
             exhausted = False
             try:
@@ -41,7 +46,7 @@ class LocalExecutor:
                         if item is None:
                             exhausted = True
                             break
-                        in_flight[pool.submit(_run_shard, *item)] = item[0]
+                        in_flight[pool.submit(*item)] = item[1]
                     if not in_flight:
                         break
                     done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
@@ -58,10 +63,14 @@ class LocalExecutor:
                 raise
 
 
-def _init_worker(step, ranks):
-    global _worker_step, _worker_rank
-    _worker_step, _worker_rank = step, ranks.get()
+def _init_worker(step, source, ranks):
+    global _worker_step, _worker_source, _worker_rank
+    _worker_step, _worker_source, _worker_rank = step, source, ranks.get()
 
 
 def _run_shard(index, table):
     return _worker_step(index, table, rank=_worker_rank)
+
+
+def _read_and_run_shard(index):
+    return _worker_step(index, _worker_source.read(index), rank=_worker_rank)

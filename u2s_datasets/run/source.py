@@ -55,13 +55,15 @@ class ShardSource:
             self._first = next(self._tables(), None)
         return self._first
 
+    def pending_indices(self, is_done) -> Iterator[int]:
+        """Indices of the shards of a Dataset for which ``is_done(index, rows)`` is false, without reading them."""
+        return (index for index in range(self.num_shards) if not is_done(index, self.expected_rows(index)))
+
     def pending(self, is_done) -> Iterator[Tuple[int, pa.Table]]:
         """(index, table) of every shard for which ``is_done(index, rows)`` is false, in order."""
         if not self.streaming:
-            for index in range(self.num_shards):
-                rows = self.expected_rows(index)
-                if not is_done(index, rows):
-                    yield index, self.read(index)
+            for index in self.pending_indices(is_done):
+                yield index, self.read(index)
             return
         for index, table in self.tables():
             if not is_done(index, table.num_rows):
