@@ -71,7 +71,11 @@ setup(
         # lossless JPEG region edits: DCT coefficient I/O (MPL-2.0)
         "jpeglib",
     ],
-    extras_require={"test": ["pytest", "pytest-timeout"], "train": ["peft>=0.17"]},
+    extras_require={
+        "test": ["pytest", "pytest-timeout", "ray[data]", "peft>=0.17"],
+        "train": ["peft>=0.17"],
+        "ray": ["ray[data]"],
+    },
     entry_points={"console_scripts": ["u2s=u2s_datasets.cli:main"]},
     classifiers=["Programming Language :: Python :: 3", "Topic :: Scientific/Engineering :: Image Processing"],
 )
