@@ -121,7 +121,7 @@ _CHOICES = {
 _RANGES = {
     "face_threshold": (0.05, 0.9),
     "text_threshold": (0.05, 0.9),
-    "detector_max_side": (256, None),
+    "detector_max_side": (32, None),
     "region_margin": (0.0, 2.0),
     "feather": (0, 256),
     "blur_strength": (0.1, 2.0),
@@ -133,13 +133,13 @@ _RANGES = {
     "stage1_batch_size": (1, None),
     "max_new_tokens": (1, None),
     "instruct_max_new_tokens": (1, None),
-    "vlm_max_image_side": (32, None),
+    "vlm_max_image_side": (8, None),
     "openai_concurrency": (1, None),
     "openai_timeout": (0.001, None),
     "openai_max_retries": (0, None),
     "edit_timeout": (0.001, None),
     "num_inference_steps": (1, None),
-    "edit_resolution": (64, None),
+    "edit_resolution": (8, None),
 }
 
 
