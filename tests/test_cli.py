@@ -308,3 +308,19 @@ def test_demo_writes_before_after_page(tmp_path):
     page = (tmp_path / "demo" / "index.html").read_text()
     assert page.count("<tr>") == 9 and page.count("data:image/jpeg;base64,") == 16
     assert "astronaut" in page and "passthrough" in page
+
+
+def test_sharded_parquet_run_resumes_and_loads(class_folder, tmp_path, capsys):
+    out = tmp_path / "shards"
+    assert anonymize(class_folder / "train", out, "--format", "parquet", "--shard-size", "1", "--limit", "1") == 0
+    assert "(1 written now, 0 already done)" in capsys.readouterr().out
+    assert anonymize(class_folder / "train", out, "--format", "parquet", "--shard-size", "1") == 0
+    assert "(1 written now, 1 already done)" in capsys.readouterr().out  # the trial's shard is kept
+    safe = datasets.load_dataset("parquet", data_dir=str(out), split="train")
+    assert len(safe) == len(CLASS_FILES["train"])
+    assert safe.features["label"].names == ["people", "things"] and {C.SAFE_IMAGE, C.STATUS} <= set(safe.column_names)
+    capsys.readouterr()
+    assert anonymize(class_folder / "train", out, "--format", "parquet", "--shard-size", "1", "--editor", "pixelate") == 2
+    assert "editor: 'blur' -> 'pixelate'" in capsys.readouterr().err  # another run's folder is refused
+    assert anonymize(class_folder / "train", tmp_path / "other", "--engine", "ray") == 2
+    assert "go with --format parquet" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from ..folders import (
     staged_output,
     write_image_folder,
 )
+from ..run.cli_options import add_run_arguments, run_from_args
 from ..runner import anonymize, write_config
 from ..transform import Unsafe2Safe
 
@@ -27,11 +28,11 @@ def register(subparsers):
     p.add_argument("output", help="a save_to_disk folder, or a folder of images with --format images")
     p.add_argument("--preset", default="local", help="local (offline default) or paper")
     p.add_argument("--editor", help="blur, pixelate, fill, inpaint, or a model-backed editor")
-    p.add_argument("--format", choices=("dataset", "images"), default="dataset",
-                   help="dataset: save_to_disk working copy with every column (default); images: safe images + metadata.jsonl")
+    p.add_argument("--format", choices=("dataset", "images", "parquet"), default="dataset",
+                   help="dataset: save_to_disk working copy with every column (default); images: safe images + metadata.jsonl; "
+                   "parquet: resumable sharded run (parquet shards + completion markers; --engine local|ray)")
     p.add_argument("--include-private", action="store_true",
                    help="with --format images, also write the original images and the private captions")
-    p.add_argument("--overwrite", action="store_true", help="replace an output that already holds data")
     p.add_argument("--image-column", default="image")
     p.add_argument("--class-column", help="column naming each image's class (default: the dataset's ClassLabel column)")
     p.add_argument("--split", help="only this split")
@@ -43,6 +44,7 @@ def register(subparsers):
     p.add_argument("--num-proc", type=int, help="worker processes (each loads its own models)")
     p.add_argument("--on-error", choices=("redact", "drop", "raise"))
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any other setting, e.g. --set feather=12")
+    add_run_arguments(p)  # also --overwrite: replace an output that already holds data
     p.set_defaults(run=run)
 
 
@@ -55,17 +57,27 @@ def run(args) -> int:
     if args.on_error:
         overrides["on_error"] = args.on_error
     Unsafe2Safe(preset=args.preset, image_column=args.image_column, **overrides)  # bad settings fail before any loading
-    check_output(args.output, args.input, args.overwrite)
+    sharded = args.format == "parquet"
+    if not sharded and (args.engine != "local" or args.resume or args.limit or args.workers or args.ray_address):
+        raise ValueError("--engine, --workers, --limit, --resume and --ray-address go with --format parquet (a sharded run)")
+    # A sharded run resumes into its own folder; the run itself refuses a folder of other settings.
+    check_output(args.output, args.input, args.overwrite or sharded)
     ds = load_input(
         args.input, args.image_column, split=args.split, config=args.config, revision=args.revision,
         data_files=args.data_files, streaming=args.streaming,
     )
     with tempfile.TemporaryDirectory(prefix="u2s-stream-") as stream_cache, cache_outside(ds, args.input):
-        ds = materialize(ds, stream_cache)
+        if not sharded:  # a sharded run writes a stream's shards as they complete
+            ds = materialize(ds, stream_cache)
         class_column, class_names = _class_column(ds, args.class_column)
         transform = Unsafe2Safe(
             preset=args.preset, image_column=args.image_column, class_column=class_column, class_names=class_names, **overrides
         )
+        if sharded:
+            summary = run_from_args(args, ds, transform, args.output)
+            print(summary)
+            print(f"written to {args.output} (load with load_dataset('parquet', data_dir={args.output!r}))")
+            return 0
         with staged_output(args.output) as staging:
             result, summary = anonymize(ds, transform, batch_size=args.batch_size, num_proc=args.num_proc)
             if args.format == "images":
@@ -83,7 +95,7 @@ def run(args) -> int:
 
 def _class_column(ds, given):
     """The column whose class names go into the captions: the one given, or the dataset's ClassLabel column."""
-    features = next(iter(ds.values())).features if isinstance(ds, datasets.DatasetDict) else ds.features
+    features = (next(iter(ds.values())).features if isinstance(ds, (datasets.DatasetDict, datasets.IterableDatasetDict)) else ds.features) or {}
     if given is None:
         labels = [name for name, feature in features.items() if isinstance(feature, datasets.ClassLabel)]
         given = "label" if "label" in labels else (labels[0] if labels else None)

@@ -16,7 +16,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     group.add_argument("--limit", type=int, help="only the first N rows (a trial; a later full run keeps its whole shards)")
     again = group.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue the run already in OUTPUT (an error if there is none)")
-    again.add_argument("--overwrite", action="store_true", help="delete the shards in OUTPUT and start again")
+    again.add_argument("--overwrite", action="store_true", help="replace an output that already holds data (a sharded run: delete its shards and start again)")
     return parser
 
 
