@@ -4,7 +4,7 @@ Output images never carry the input's EXIF/GPS/XMP/IPTC, comments, thumbnails or
 Images that pass through unchanged keep their exact pixels: JPEG, PNG, WebP and GIF are
 cleaned at the byte level (``u2s_datasets.metadata``), other formats are re-written
 losslessly from their pixels. 16-bit colour and floating-point images keep their samples
-(``DeepImage``); whatever had to be converted or dropped is said in ``DecodedImage.notes``.
+(``deep_images.DeepImage``); whatever had to be converted or dropped is said in ``DecodedImage.notes``.
 """
 
 import io
@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from . import metadata
+from . import deep_images, metadata
+from .deep_images import DeepImage
 from .metadata import MetadataError
 
 
@@ -35,44 +36,6 @@ class DecodedImage:
     source_bytes: Optional[bytes]  # the encoded input, when its first image is exactly ``image``
     format: Optional[str]  # "JPEG", "PNG", ... of the input, when known
     notes: list = field(default_factory=list)  # what was converted or dropped, e.g. "first of 12 frames kept"
-
-
-class DeepImage(Image.Image):
-    """An image with more than 8 bits per colour sample, which Pillow has no mode for.
-
-    As a PIL image it is the 8-bit RGB(A) view that detectors, editors and viewers see;
-    ``pixels`` (HxWxC, RGB order, uint16 or float32) holds the samples written on output,
-    and ``scale`` maps an 8-bit value onto them (257 for uint16, 1/255 for floats in [0, 1]).
-    """
-
-    pixels: np.ndarray
-    scale: float
-
-
-def deep_image(pixels: np.ndarray, scale: float, view: Optional[Image.Image] = None) -> DeepImage:
-    view = view if view is not None else Image.fromarray(_eight_bit(pixels, scale))
-    image = DeepImage()
-    image.im, image._mode, image._size = view.im, view.mode, view.size
-    image.pixels, image.scale = pixels, scale
-    return image
-
-
-def _eight_bit(pixels: np.ndarray, scale: float, rows: int = 512) -> np.ndarray:
-    """Samples scaled to 8 bits, a band of rows at a time (no full-size float copy)."""
-    out = np.empty(pixels.shape, dtype=np.uint8)
-    for top in range(0, pixels.shape[0], rows):
-        band = pixels[top : top + rows]
-        if band.dtype == np.uint16 and scale == 257:
-            out[top : top + rows] = band >> 8  # what Pillow itself shows of a 16-bit file
-        else:
-            out[top : top + rows] = np.clip(band.astype(np.float32) / np.float32(scale), 0, 255).round()
-    return out
-
-
-def _float_scale(array: np.ndarray) -> float:
-    """8-bit value -> sample: floats are read as [0, 1], [0, 255] or [0, 65535] by their range."""
-    top = float(np.nanmax(array)) if array.size else 0.0
-    return 1 / 255 if top <= 1.0 else 1.0 if top <= 255 else 257.0
 
 
 def decode(value, max_pixels: int) -> DecodedImage:
@@ -162,32 +125,16 @@ def _is_deep(image: Image.Image, data: bytes) -> bool:
     return False
 
 
-# numpy views that undo each EXIF orientation, as ImageOps.exif_transpose does
-_ORIENT = {
-    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1], 5: lambda a: a.swapaxes(0, 1),
-    6: lambda a: a.swapaxes(0, 1)[:, ::-1], 7: lambda a: a.swapaxes(0, 1)[::-1, ::-1], 8: lambda a: a.swapaxes(0, 1)[::-1],
-}
-
-
 def _deep_from_bytes(data: bytes, fmt: str, orientation, max_pixels: int, notes: list) -> DecodedImage:
-    """16-bit or float colour through OpenCV, which keeps every bit."""
-    pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if pixels is None or pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
+    """16-bit or floating-point colour, read by OpenCV, which keeps every bit."""
+    image = deep_images.from_bytes(data, orientation)
+    if image is None:
         raise ImageError(f"not a readable {fmt} image (16-bit or floating-point colour)")
-    height, width = pixels.shape[:2]
+    width, height = image.size
     if width * height > max_pixels:
         raise ImageError(f"image of {width}x{height} pixels is over the decompression limit of {max_pixels} pixels")
-    cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB if pixels.shape[2] == 3 else cv2.COLOR_BGRA2RGBA, dst=pixels)
-    if orientation in _ORIENT:
-        pixels, data = np.ascontiguousarray(_ORIENT[orientation](pixels)), None
-    if pixels.dtype == np.uint16:
-        scale = 257.0
-    elif pixels.dtype in (np.float32, np.float64):
-        pixels = pixels.astype(np.float32, copy=False)
-        scale = _float_scale(pixels)
-    else:
-        raise ImageError(f"unsupported {fmt} sample type {pixels.dtype}")
-    return DecodedImage(image=deep_image(pixels, scale), source_bytes=data, format=fmt, notes=notes)
+    source = data if orientation in (None, 1) else None
+    return DecodedImage(image=image, source_bytes=source, format=fmt, notes=notes)
 
 
 def _from_array(array: np.ndarray) -> Image.Image:
@@ -204,12 +151,12 @@ def _from_array(array: np.ndarray) -> Image.Image:
     elif array.dtype == np.uint16 and array.ndim == 2:
         return Image.fromarray(array)  # I;16
     elif array.dtype == np.uint16:
-        return deep_image(np.ascontiguousarray(array), 257.0)
+        return deep_images.from_samples(np.array(array), 257.0)
     elif np.issubdtype(array.dtype, np.floating):
-        array = np.ascontiguousarray(array, dtype=np.float32)
+        array = np.array(array, dtype=np.float32)
         if array.ndim == 2:
             return Image.fromarray(array)  # F
-        return deep_image(array, _float_scale(array))
+        return deep_images.from_samples(array, deep_images.float_scale(array))
     elif array.dtype != np.uint8:
         array = np.clip(array, 0, 255).astype(np.uint8)
     return Image.fromarray(np.ascontiguousarray(array))
@@ -223,8 +170,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return image
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         array = np.asarray(image)
-        scale = _sample_scale(image, array)
-        gray = np.clip(array.astype(np.float32) / np.float32(scale), 0, 255).round().astype(np.uint8)
+        gray = deep_images.eight_bit(array[..., None], _sample_scale(image, array))[..., 0]
         return Image.fromarray(gray).convert("RGB")
     return image.convert("RGB")
 
@@ -239,7 +185,7 @@ def _sample_scale(image: Image.Image, array: Optional[np.ndarray] = None) -> flo
         array = np.asarray(image) if array is None else array
         return 257.0 if array.max(initial=0) > 255 else 1.0
     if image.mode == "F":
-        return _float_scale(np.asarray(image) if array is None else array)
+        return deep_images.float_scale(np.asarray(image) if array is None else array)
     return 1.0
 
 
@@ -272,15 +218,15 @@ def output_mode(mode: str, image: Image.Image) -> str:
 
 
 def _in_mode(image: Image.Image, mode: str) -> np.ndarray:
-    """Array of ``image`` in ``mode``; deeper modes from native samples or scaled 8-bit ones."""
+    """A new, writable array of ``image`` in ``mode``; deeper modes from native samples or scaled 8-bit ones."""
     if mode in ("I;16", "I", "F"):
         if image.mode.startswith("I;16") or image.mode in ("I", "F"):
             array = np.asarray(image)
         else:
             array = np.asarray(image.convert("L"))
         dtype = {"I;16": np.uint16, "I": np.int32, "F": np.float32}[mode]
-        return np.clip(array, 0, 65535).astype(dtype) if mode == "I;16" else array.astype(dtype, copy=False)
-    return np.asarray(image.convert(mode))
+        return np.clip(array, 0, 65535).astype(dtype) if mode == "I;16" else array.astype(dtype)
+    return np.array(image if image.mode == mode else image.convert(mode))
 
 
 def compose(original: Image.Image, edited_rgb: Image.Image, mask: Optional[np.ndarray]) -> Image.Image:
@@ -291,35 +237,37 @@ def compose(original: Image.Image, edited_rgb: Image.Image, mask: Optional[np.nd
     Inside the edit, alpha goes towards opaque with the mask's weight, so nothing hidden by
     transparency survives there.
     """
-    if isinstance(original, DeepImage):
-        mode, base, scale = original.mode, original.pixels, original.scale
+    deep = isinstance(original, DeepImage)
+    if deep:
+        mode, result, scale = original.mode, original.pixels(), original.scale
     else:
         mode = output_mode(original.mode, original)
-        base, scale = _in_mode(original, mode), _sample_scale(original)
-    colour_mode = "L" if mode in ("L", "LA", "I;16", "I", "F") else "CMYK" if mode == "CMYK" else "RGB"
+        result, scale = _in_mode(original, mode), _sample_scale(original)
     if mask is None:
-        mask = np.ones(base.shape[:2], dtype=np.float32)
-    x, y, w, h = cv2.boundingRect((mask > 0).astype(np.uint8))
+        x, y, w, h = 0, 0, original.width, original.height
+        weight = np.ones((h, w), dtype=np.float32)
+    else:
+        x, y, w, h = cv2.boundingRect((mask > 0).astype(np.uint8))
+        weight = mask[y:y + h, x:x + w].astype(np.float32)
     region = (slice(y, y + h), slice(x, x + w))
-    # Only the mask's bounding box is converted and blended; everything else is copied as is.
+    # Only the mask's bounding box is converted and blended; everything else stays as read.
+    colour_mode = "L" if mode in ("L", "LA", "I;16", "I", "F") else "CMYK" if mode == "CMYK" else "RGB"
     edited = np.asarray(edited_rgb.crop((x, y, x + w, y + h)).convert(colour_mode), dtype=np.float32) * np.float32(scale)
-    base_part = base[region]
     if mode in ("RGBA", "LA"):
-        opaque = np.float32(255 * scale if isinstance(original, DeepImage) else 255)
+        opaque = np.float32(255 * scale if deep else 255)
         edited = np.dstack([edited, np.full(edited.shape[:2], opaque, dtype=np.float32)])
-    weight = mask[region].astype(np.float32)
-    if base.ndim == 3:
+    base_part = result[region]
+    if result.ndim == 3:
         weight = weight[..., None]
     blended = base_part.astype(np.float32) * (1 - weight) + edited.reshape(base_part.shape) * weight
-    if np.issubdtype(base.dtype, np.integer):
-        info = np.iinfo(base.dtype)
+    if np.issubdtype(result.dtype, np.integer):
+        info = np.iinfo(result.dtype)
         blended = np.clip(np.rint(blended), info.min, info.max)
-    result = base.copy()
-    result[region] = np.where(weight > 0, blended, base_part).astype(base.dtype)
-    if isinstance(original, DeepImage):
+    result[region] = np.where(weight > 0, blended, base_part).astype(result.dtype)
+    if deep:
         view = original.copy()  # the 8-bit view follows the blend only inside the box
-        view.paste(Image.fromarray(_eight_bit(result[region], scale)), (x, y))
-        return deep_image(result, scale, view)
+        view.paste(Image.fromarray(deep_images.eight_bit(result[region], scale), mode), (x, y))
+        return deep_images.from_samples(result, scale, view)
     return _image_from_array(result, mode)
 
 
@@ -351,7 +299,10 @@ def encode(image: Image.Image, source_format: Optional[str], jpeg_quality: int, 
     notes = [] if notes is None else notes
     wants_jpeg = image_format == "jpeg" or (image_format == "auto" and source_format == "JPEG")
     if isinstance(image, DeepImage):
-        return _encode_deep(image, wants_jpeg, image_format, jpeg_quality, notes)
+        encoded = deep_images.encode(image, "jpeg" if wants_jpeg else image_format, notes)
+        if encoded is not None:
+            return encoded
+        return encode(image.copy(), "JPEG", jpeg_quality, "jpeg")
     buffer, image = io.BytesIO(), _bare(image)
     if wants_jpeg and image.mode in ("RGB", "L", "CMYK"):
         image.save(buffer, format="JPEG", quality=jpeg_quality)
@@ -364,28 +315,6 @@ def encode(image: Image.Image, source_format: Optional[str], jpeg_quality: int, 
             image = Image.fromarray(np.clip(array, 0, 65535).round().astype(np.uint16))
         image.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def _encode_deep(image: DeepImage, wants_jpeg: bool, image_format: str, jpeg_quality: int, notes: list) -> bytes:
-    pixels, kind = image.pixels, "floating-point" if image.pixels.dtype == np.float32 else "16-bit"
-    if wants_jpeg:
-        notes.append(f"{kind} colour written as 8-bit JPEG")
-        return encode(image.copy(), "JPEG", jpeg_quality, "jpeg")
-    if pixels.dtype == np.float32 and image_format == "auto":
-        return _cv2_encode(".tiff", pixels, [cv2.IMWRITE_TIFF_COMPRESSION, 8])  # deflate, lossless
-    if pixels.dtype == np.float32:
-        notes.append("floating-point colour written as 16-bit PNG")
-        pixels = np.clip(pixels * np.float32(257 / image.scale), 0, 65535).round().astype(np.uint16)
-    return _cv2_encode(".png", pixels, [])
-
-
-def _cv2_encode(extension: str, pixels: np.ndarray, params: list) -> bytes:
-    """OpenCV writes only the image-defining fields; it wants BGR order."""
-    bgr = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR if pixels.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
-    ok, encoded = cv2.imencode(extension, bgr, params)
-    if not ok:
-        raise ImageError(f"could not encode a {pixels.dtype} image as {extension}")
-    return encoded.tobytes()
 
 
 # formats whose pixels are re-written losslessly in the same format when passed through
