@@ -100,19 +100,23 @@ def eight_bit_view(pixels: np.ndarray, scale: float) -> Image.Image:
 
 
 def encode(image: DeepImage, image_format: str, notes: list) -> Optional[bytes]:
-    """Floating-point samples as deflated TIFF (``auto``), all else as 16-bit PNG; None for ``jpeg``
-    (then the 8-bit view is what can be written)."""
+    """16-bit PNG; None for ``jpeg`` (then the 8-bit view is what can be written).
+
+    Floating-point colour is written as 16-bit PNG too: the ``datasets`` Image column must hold
+    files Pillow can open, and Pillow opens no floating-point colour format.
+    """
     if image_format == "jpeg":
         notes.append(f"{image.sample_kind} colour written as 8-bit JPEG")
         return None
     held = image._held is not None
     pixels = image.samples()
-    if pixels.dtype == np.float32 and image_format == "auto":
-        return _cv2_encode(".tiff", pixels, [cv2.IMWRITE_TIFF_COMPRESSION, 8], restore=held)
     if pixels.dtype == np.float32:
         notes.append("floating-point colour written as 16-bit PNG")
-        pixels = np.clip(pixels * np.float32(257 / image.scale), 0, 65535).round().astype(np.uint16)
-        held = False
+        sixteen = np.empty(pixels.shape, dtype=np.uint16)
+        for top in range(0, len(pixels), _BAND):
+            band = np.nan_to_num(pixels[top:top + _BAND]) * np.float32(257 / image.scale)
+            sixteen[top:top + _BAND] = np.clip(band, 0, 65535).round()
+        pixels, held = sixteen, False
     return _cv2_encode(".png", pixels, [], restore=held)
 
 

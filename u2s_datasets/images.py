@@ -293,8 +293,8 @@ def encode(image: Image.Image, source_format: Optional[str], jpeg_quality: int, 
     """Encode a new image with no metadata; conversions it had to make are appended to ``notes``.
 
     ``image_format="auto"``: JPEG inputs stay JPEG (lossy, but no PNG blow-up), floating-point
-    and 32-bit images are TIFF, all else is lossless PNG (16-bit colour included);
-    ``"png"``: always lossless PNG; ``"jpeg"``: always JPEG where the mode allows.
+    and 32-bit grey images are deflated TIFF, all else is lossless PNG (16-bit and floating-point
+    colour as 16-bit PNG); ``"png"``: always lossless PNG; ``"jpeg"``: always JPEG where the mode allows.
     """
     notes = [] if notes is None else notes
     wants_jpeg = image_format == "jpeg" or (image_format == "auto" and source_format == "JPEG")
