@@ -2,6 +2,8 @@
 on real photos, through the transform and the image functions it uses."""
 
 import io
+import struct
+import zlib
 
 import cv2
 import datasets
@@ -50,6 +52,19 @@ def _cv2_read(data: bytes) -> np.ndarray:
     return _swap(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED))
 
 
+def _png16(rgb: np.ndarray) -> bytes:
+    """A 16-bit RGB(A) PNG written here, byte by byte, so no library reads its own writing back."""
+    height, width, channels = rgb.shape
+    rows = rgb.astype(">u2").reshape(height, -1)
+    raw = b"".join(b"\x00" + row.tobytes() for row in rows)
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 2 if channels == 3 else 6, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
 def _sixteen_bit(rgb: np.ndarray) -> np.ndarray:
     """A 16-bit photo whose low bits carry detail an 8-bit read would lose."""
     noise = np.random.default_rng(0).integers(0, 256, rgb.shape, dtype=np.uint16)
@@ -60,7 +75,7 @@ def _sixteen_bit(rgb: np.ndarray) -> np.ndarray:
 
 def test_16bit_png_edit_keeps_every_bit_outside_the_regions(transform):
     original = _sixteen_bit(astronaut())
-    row = _run(transform, _cv2_bytes(original, ".png"))
+    row = _run(transform, _png16(original))
     assert row["status"] == "edited" and row["privacy_regions"]
     out = _cv2_read(row["safe_image"]["bytes"])
     assert out.dtype == np.uint16 and out.shape == original.shape
@@ -71,7 +86,7 @@ def test_16bit_png_edit_keeps_every_bit_outside_the_regions(transform):
 
 def test_16bit_png_passes_through_with_every_bit(transform):
     original = _sixteen_bit(coffee()[:200, :300])
-    row = _run(transform, _cv2_bytes(original, ".png"))
+    row = _run(transform, _png16(original))
     assert row["status"] == "passthrough"
     assert np.array_equal(_cv2_read(row["safe_image"]["bytes"]), original)
 
@@ -151,7 +166,7 @@ def test_edits_make_alpha_opaque_inside_and_keep_it_outside(transform):
 
 def test_compose_on_16bit_rgba_keeps_alpha_bits_outside():
     pixels = _sixteen_bit(np.dstack([coffee()[:64, :64], page()[:64, :64, 0]]))
-    decoded = decode(_cv2_bytes(pixels, ".png"), 10**8)
+    decoded = decode(_png16(pixels), 10**8)
     mask = np.zeros((64, 64), np.float32)
     mask[10:30, 20:40] = 1
     safe = compose(decoded.image, Image.new("RGB", (64, 64)), mask)
@@ -171,3 +186,16 @@ def test_inspection_views_show_text_hidden_in_alpha():
     assert len(views) == 3 and all(v.mode == "RGB" and v.size == image.size for v in views)
     assert all(detector(np.asarray(view)) for view in views)
     assert len(inspection_views(Image.fromarray(coffee()))) == 1
+
+
+def test_16bit_multipage_tiff_keeps_the_first_page_at_16_bits():
+    import tifffile
+
+    pages = [_sixteen_bit(coffee()[:80, :120]), _sixteen_bit(astronaut()[:80, :120])]
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, np.stack(pages), photometric="rgb", description="U2S-SECRET")
+    decoded = decode(buffer.getvalue(), 10**8)
+    out = passthrough_bytes(decoded, 90)
+    assert np.array_equal(_cv2_read(out), pages[0])
+    assert decoded.notes == ["first of 2 pages kept", "TIFF written as lossless 16-bit PNG"]
+    assert b"U2S-SECRET" in buffer.getvalue() and b"U2S-SECRET" not in out

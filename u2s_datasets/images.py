@@ -85,14 +85,15 @@ def _checked(image: Image.Image, data: Optional[bytes], max_pixels: int) -> Deco
         raise ImageError(f"image of {width}x{height} pixels is over the decompression limit of {max_pixels} pixels")
     fmt, notes = image.format, []
     frames = getattr(image, "n_frames", 1)
+    # Only the first frame is inspected and edited, so only it may come out; the byte-level
+    # cleaners of GIF, PNG and MPO keep exactly the first image, other formats are re-written.
+    whole = frames == 1 or fmt in ("GIF", "PNG", "MPO")
     if frames > 1:
-        # Only the first frame is inspected and edited, so only it may come out; the byte-level
-        # cleaners of these formats keep exactly the first image.
         notes.append(f"first of {frames} {'pages' if fmt == 'TIFF' else 'frames'} kept")
-        if fmt not in ("GIF", "PNG", "MPO"):
-            data = None
     if data is not None and _is_deep(image, data):
-        return _deep_from_bytes(data, fmt, _orientation(image), max_pixels, notes)
+        return _deep_from_bytes(data, fmt, _orientation(image), max_pixels, notes, whole)
+    if not whole:
+        data = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -125,7 +126,7 @@ def _is_deep(image: Image.Image, data: bytes) -> bool:
     return False
 
 
-def _deep_from_bytes(data: bytes, fmt: str, orientation, max_pixels: int, notes: list) -> DecodedImage:
+def _deep_from_bytes(data: bytes, fmt: str, orientation, max_pixels: int, notes: list, whole: bool = True) -> DecodedImage:
     """16-bit or floating-point colour, read by OpenCV, which keeps every bit."""
     image = deep_images.from_bytes(data, orientation)
     if image is None:
@@ -133,7 +134,7 @@ def _deep_from_bytes(data: bytes, fmt: str, orientation, max_pixels: int, notes:
     width, height = image.size
     if width * height > max_pixels:
         raise ImageError(f"image of {width}x{height} pixels is over the decompression limit of {max_pixels} pixels")
-    source = data if orientation in (None, 1) else None
+    source = data if whole and orientation in (None, 1) else None
     return DecodedImage(image=image, source_bytes=source, format=fmt, notes=notes)
 
 
@@ -338,7 +339,10 @@ def passthrough_bytes(decoded: DecodedImage, jpeg_quality: int) -> bytes:
             pass  # a stream Pillow reads but we cannot walk: re-encode the pixels instead
     image = decoded.image
     if isinstance(image, DeepImage):
-        return encode(image, None, jpeg_quality, "auto", decoded.notes)
+        encoded = encode(image, None, jpeg_quality, "auto", decoded.notes)
+        if fmt != "PNG" and image.sample_kind == "16-bit":
+            decoded.notes.append(f"{fmt} written as lossless 16-bit PNG")
+        return encoded
     image = _bare(image)
     if fmt in ("JPEG", "MPO"):
         buffer = io.BytesIO()
