@@ -1,6 +1,6 @@
 """Peak memory of the per-image work on very large 16-bit colour PNGs, one image after another.
 
-    python benchmarks/bench_memory.py --images 8 --megapixels 88
+    python benchmarks/bench_memory.py --images 8 --megapixels 88 [--grey]
 
 The images are a real photo tiled up to the size, in 16 bits with a gradient in the low bits,
 written once to a temporary folder per distinct image. For each image, in order:
@@ -49,7 +49,7 @@ class PeakRSS:
         self.peak = max(self.peak, self.process.memory_info().rss)
 
 
-def make_png(path: str, megapixels: float, seed: int) -> None:
+def make_png(path: str, megapixels: float, seed: int, grey: bool) -> None:
     photo = np.asarray(sample_images()["astronaut"]).astype(np.uint16)
     width = int((megapixels * 1e6 * 4 / 3) ** 0.5)
     height = int(megapixels * 1e6 / width)
@@ -57,7 +57,10 @@ def make_png(path: str, megapixels: float, seed: int) -> None:
     tiled = np.tile(np.roll(photo, seed * 37, axis=1), reps)[:height, :width]
     tiled <<= 8
     tiled += (np.arange(width, dtype=np.uint16) % 256)[None, :, None]  # low bits an 8-bit read would lose
-    cv2.imwrite(path, tiled[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if grey:
+        cv2.imwrite(path, tiled[..., 1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    else:
+        cv2.imwrite(path, tiled[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
 
 
 def one_image(path: str) -> dict:
@@ -91,16 +94,17 @@ def main():
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--megapixels", type=float, default=88)
     parser.add_argument("--distinct", type=int, default=2, help="distinct files written (they are cycled)")
+    parser.add_argument("--grey", action="store_true", help="16-bit grey instead of 16-bit RGB")
     args = parser.parse_args()
     tracemalloc.start()
     with tempfile.TemporaryDirectory() as folder:
         paths = [os.path.join(folder, f"{i}.png") for i in range(args.distinct)]
         for i, path in enumerate(paths):
-            make_png(path, args.megapixels, i)
+            make_png(path, args.megapixels, i, args.grey)
         gc.collect()
         base, traced = psutil.Process().memory_info().rss, tracemalloc.get_traced_memory()[0]
         size = Image.open(paths[0]).size
-        print(f"{args.images} images of {size[0]}x{size[1]} (16-bit RGB PNG, {os.path.getsize(paths[0]) / 2**20:.0f} MiB each); "
+        print(f"{args.images} images of {size[0]}x{size[1]} (16-bit {'grey' if args.grey else 'RGB'} PNG, {os.path.getsize(paths[0]) / 2**20:.0f} MiB each); "
               f"before: RSS {base / 2**20:.0f} MiB, traced {traced / 2**20:.0f} MiB")
         overall = 0
         for i in range(args.images):

@@ -53,16 +53,20 @@ def from_samples(pixels: np.ndarray, scale: float, view: Optional[Image.Image] =
     return _deep(view if view is not None else eight_bit_view(pixels, scale), scale, held=pixels)
 
 
-def from_bytes(data: bytes, orientation=None) -> Optional[DeepImage]:
-    """A deep image read from encoded bytes by OpenCV (None when OpenCV cannot read colour samples from them)."""
+def from_bytes(data: bytes, orientation=None, view: Optional[Image.Image] = None) -> Optional[DeepImage]:
+    """A deep image whose samples OpenCV reads from ``data`` when asked (None when it cannot read
+    colour samples from them). ``view``: Pillow's own 8-bit reading of 16-bit ``data`` (the high
+    bytes), which spares holding the samples next to it."""
 
-    def load() -> np.ndarray:
+    def load() -> Optional[np.ndarray]:
         pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
         if pixels is None or pixels.ndim != 3 or pixels.shape[2] not in (3, 4) or pixels.dtype not in (np.uint16, np.float32):
             return None
         cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB if pixels.shape[2] == 3 else cv2.COLOR_BGRA2RGBA, dst=pixels)
         return np.ascontiguousarray(_ORIENT[orientation](pixels)) if orientation in _ORIENT else pixels
 
+    if view is not None:
+        return _deep(view, 257.0, load=load)
     pixels = load()
     if pixels is None:
         return None

@@ -91,9 +91,17 @@ def _checked(image: Image.Image, data: Optional[bytes], max_pixels: int) -> Deco
     if frames > 1:
         notes.append(f"first of {frames} {'pages' if fmt == 'TIFF' else 'frames'} kept")
     if data is not None and _is_deep(image, data):
-        return _deep_from_bytes(data, fmt, _orientation(image), max_pixels, notes, whole)
+        return _deep_from_bytes(data, fmt, _orientation(image), max_pixels, notes, whole, _loaded(image, frames))
     if not whole:
         data = None
+    image = _loaded(image, frames)
+    if _orientation(image) not in (None, 1):
+        # Stripped EXIF would lose the rotation, so bake it into the pixels.
+        image, data = ImageOps.exif_transpose(image), None
+    return DecodedImage(image=image, source_bytes=data, format=fmt, notes=notes)
+
+
+def _loaded(image: Image.Image, frames: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -103,10 +111,7 @@ def _checked(image: Image.Image, data: Optional[bytes], max_pixels: int) -> Deco
     if frames > 1:
         image.seek(0)
         image = image.copy()
-    if _orientation(image) not in (None, 1):
-        # Stripped EXIF would lose the rotation, so bake it into the pixels.
-        image, data = ImageOps.exif_transpose(image), None
-    return DecodedImage(image=image, source_bytes=data, format=fmt, notes=notes)
+    return image
 
 
 def _orientation(image: Image.Image):
@@ -120,15 +125,19 @@ def _is_deep(image: Image.Image, data: bytes) -> bool:
     """Colour images whose samples Pillow would cut to 8 bits."""
     if image.format == "PNG":
         return data[24:25] == b"\x10" and data[25:26] in (b"\x02", b"\x06")  # IHDR: 16-bit RGB / RGBA
-    if image.format == "TIFF" and image.mode in ("RGB", "RGBA", "RGBX"):
+    if image.format == "TIFF" and image.mode in ("RGB", "RGBA"):
         bits = image.tag_v2.get(258, (8,))
         return max(bits if isinstance(bits, tuple) else (bits,)) > 8
     return False
 
 
-def _deep_from_bytes(data: bytes, fmt: str, orientation, max_pixels: int, notes: list, whole: bool = True) -> DecodedImage:
-    """16-bit or floating-point colour, read by OpenCV, which keeps every bit."""
-    image = deep_images.from_bytes(data, orientation)
+def _deep_from_bytes(data: bytes, fmt: str, orientation, max_pixels: int, notes: list, whole: bool = True,
+                     view: Optional[Image.Image] = None) -> DecodedImage:
+    """16-bit or floating-point colour; OpenCV reads the samples, which keeps every bit.
+    ``view``: Pillow's 8-bit reading of a 16-bit file, when it has one."""
+    if view is not None and orientation not in (None, 1):
+        view = ImageOps.exif_transpose(view)
+    image = deep_images.from_bytes(data, orientation, view)
     if image is None:
         raise ImageError(f"not a readable {fmt} image (16-bit or floating-point colour)")
     width, height = image.size
@@ -226,8 +235,13 @@ def _in_mode(image: Image.Image, mode: str) -> np.ndarray:
         else:
             array = np.asarray(image.convert("L"))
         dtype = {"I;16": np.uint16, "I": np.int32, "F": np.float32}[mode]
-        return np.clip(array, 0, 65535).astype(dtype) if mode == "I;16" else array.astype(dtype)
+        if mode == "I;16" and array.dtype != np.uint16:
+            array = np.clip(array, 0, 65535)
+        return array.astype(dtype)  # always a copy
     return np.array(image if image.mode == mode else image.convert(mode))
+
+
+_BAND = 256  # rows blended at a time, so temporaries stay small on very large images
 
 
 def compose(original: Image.Image, edited_rgb: Image.Image, mask: Optional[np.ndarray]) -> Image.Image:
@@ -244,32 +258,46 @@ def compose(original: Image.Image, edited_rgb: Image.Image, mask: Optional[np.nd
     else:
         mode = output_mode(original.mode, original)
         result, scale = _in_mode(original, mode), _sample_scale(original)
-    if mask is None:
-        x, y, w, h = 0, 0, original.width, original.height
-        weight = np.ones((h, w), dtype=np.float32)
-    else:
-        x, y, w, h = cv2.boundingRect((mask > 0).astype(np.uint8))
-        weight = mask[y:y + h, x:x + w].astype(np.float32)
-    region = (slice(y, y + h), slice(x, x + w))
-    # Only the mask's bounding box is converted and blended; everything else stays as read.
+    x, y, w, h = (0, 0, original.width, original.height) if mask is None else _bounding_box(mask)
     colour_mode = "L" if mode in ("L", "LA", "I;16", "I", "F") else "CMYK" if mode == "CMYK" else "RGB"
-    edited = np.asarray(edited_rgb.crop((x, y, x + w, y + h)).convert(colour_mode), dtype=np.float32) * np.float32(scale)
-    if mode in ("RGBA", "LA"):
-        opaque = np.float32(255 * scale if deep else 255)
-        edited = np.dstack([edited, np.full(edited.shape[:2], opaque, dtype=np.float32)])
-    base_part = result[region]
-    if result.ndim == 3:
-        weight = weight[..., None]
-    blended = base_part.astype(np.float32) * (1 - weight) + edited.reshape(base_part.shape) * weight
-    if np.issubdtype(result.dtype, np.integer):
-        info = np.iinfo(result.dtype)
-        blended = np.clip(np.rint(blended), info.min, info.max)
-    result[region] = np.where(weight > 0, blended, base_part).astype(result.dtype)
+    opaque = np.float32(255 * scale if deep else 255) if mode in ("RGBA", "LA") else None
+    # Only the mask's bounding box is blended, a band of rows at a time; the rest stays as read.
+    for top in range(y, y + h, _BAND):
+        bottom = min(top + _BAND, y + h)
+        edited = np.asarray(edited_rgb.crop((x, top, x + w, bottom)).convert(colour_mode), dtype=np.float32)
+        edited *= np.float32(scale)
+        if opaque is not None:
+            edited = np.dstack([edited, np.full(edited.shape[:2], opaque, dtype=np.float32)])
+        part = result[top:bottom, x:x + w]
+        weight = np.ones(part.shape[:2], np.float32) if mask is None else mask[top:bottom, x:x + w].astype(np.float32)
+        if part.ndim == 3:
+            weight = weight[..., None]
+        blended = part.astype(np.float32)
+        blended += (edited.reshape(part.shape) - blended) * weight
+        if np.issubdtype(result.dtype, np.integer):
+            info = np.iinfo(result.dtype)
+            np.clip(np.rint(blended, out=blended), info.min, info.max, out=blended)
+        np.copyto(part, blended.astype(result.dtype), where=np.broadcast_to(weight > 0, part.shape))
     if deep:
         view = original.copy()  # the 8-bit view follows the blend only inside the box
-        view.paste(Image.fromarray(deep_images.eight_bit(result[region], scale), mode), (x, y))
+        if w and h:
+            view.paste(Image.fromarray(deep_images.eight_bit(result[y:y + h, x:x + w], scale), mode), (x, y))
         return deep_images.from_samples(result, scale, view)
     return _image_from_array(result, mode)
+
+
+def _bounding_box(mask: np.ndarray) -> tuple:
+    """x, y, w, h of the mask's non-zero pixels, found a band of rows at a time."""
+    rows, columns = np.zeros(mask.shape[0], bool), np.zeros(mask.shape[1], bool)
+    for top in range(0, mask.shape[0], _BAND):
+        selected = mask[top:top + _BAND] > 0
+        rows[top:top + _BAND] = selected.any(axis=1)
+        columns |= selected.any(axis=0)
+    if not rows.any():
+        return 0, 0, 0, 0
+    y0, y1 = np.flatnonzero(rows)[[0, -1]]
+    x0, x1 = np.flatnonzero(columns)[[0, -1]]
+    return int(x0), int(y0), int(x1 - x0 + 1), int(y1 - y0 + 1)
 
 
 def _image_from_array(array: np.ndarray, mode: str) -> Image.Image:
