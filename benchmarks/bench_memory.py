@@ -7,7 +7,9 @@ written once to a temporary folder per distinct image. For each image, in order:
   decode        decode() of the file's bytes (OpenCV 16-bit read, 8-bit view)
   view          to_rgb(): the 8-bit RGB the detectors see
   passthrough   passthrough_bytes(): metadata stripped at the byte level
-  edit          compose() of a filled box (a quarter of the image) under a region mask, then encode()
+  edit          compose() of a filled box (a quarter of the image) under a region mask, then encode();
+                the full-size mask (float32) and the editor's full-size RGB output that the transform
+                holds during this step are held here too, and counted
 Peak RSS (sampled every 5 ms) and the tracemalloc peak (numpy and Python allocations) are shown per
 image and per step; RSS includes the file's bytes and the interpreter's libraries.
 """

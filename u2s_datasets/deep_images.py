@@ -6,11 +6,12 @@ viewers see; its samples are read again from the source bytes when an edit needs
 an image that passes through never holds them in memory next to its view.
 """
 
+import io
 from typing import Callable, Optional
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 # numpy views that undo each EXIF orientation, as ImageOps.exif_transpose does
 _ORIENT = {
@@ -27,10 +28,24 @@ class DeepImage(Image.Image):
     scale: float
     _load: Callable[[], np.ndarray]
     _held: Optional[np.ndarray]
+    _low_bytes: Optional[Callable[[], Optional[Image.Image]]] = None
 
     def pixels(self) -> np.ndarray:
         """The samples (HxWxC, RGB order, uint16 or float32) as a new array the caller may change."""
-        return self._held.copy() if self._held is not None else self._load()
+        if self._held is not None:
+            return self._held.copy()
+        low = self._low_bytes() if self._low_bytes is not None else None
+        return self._joined(low) if low is not None else self._load()
+
+    def _joined(self, low: Image.Image) -> np.ndarray:
+        """16-bit samples from this 8-bit view (the high bytes) and ``low``, a band at a time."""
+        width, height = self.size
+        out = np.empty((height, width, len(self.mode)), dtype=np.uint16)
+        for top in range(0, height, _BAND):
+            box = (0, top, width, min(top + _BAND, height))
+            np.left_shift(np.asarray(self.crop(box)), 8, out=out[top:box[3]], dtype=np.uint16)
+            out[top:box[3]] |= np.asarray(low.crop(box))
+        return out
 
     def samples(self) -> np.ndarray:
         """The samples, read-only use: no copy when they are held."""
@@ -66,12 +81,27 @@ def from_bytes(data: bytes, orientation=None, view: Optional[Image.Image] = None
         return np.ascontiguousarray(_ORIENT[orientation](pixels)) if orientation in _ORIENT else pixels
 
     if view is not None:
-        return _deep(view, 257.0, load=load)
+        image = _deep(view, 257.0, load=load)
+        if data[:8] == b"\x89PNG\r\n\x1a\n":
+            image._low_bytes = lambda: _png_low_bytes(data)
+        return image
     pixels = load()
     if pixels is None:
         return None
     scale = 257.0 if pixels.dtype == np.uint16 else float_scale(pixels)
     return _deep(eight_bit_view(pixels, scale), scale, load=load)
+
+
+def _png_low_bytes(data: bytes) -> Optional[Image.Image]:
+    """The low bytes of a 16-bit RGB(A) PNG as an 8-bit image, decoded by Pillow row by row (OpenCV
+    would hold the samples twice while decoding). Pillow reads the high bytes ("RGB;16B"); the
+    little-endian raw mode of the same bytes takes the low ones."""
+    image = Image.open(io.BytesIO(data))
+    if not all(isinstance(tile.args, str) and tile.args.endswith(";16B") for tile in image.tile):
+        return None
+    image.tile = [tile._replace(args=tile.args.replace(";16B", ";16L")) for tile in image.tile]
+    image.load()
+    return ImageOps.exif_transpose(image)
 
 
 def float_scale(array: np.ndarray) -> float:
