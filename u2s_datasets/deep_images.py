@@ -47,6 +47,25 @@ class DeepImage(Image.Image):
             out[top:box[3]] |= np.asarray(low.crop(box))
         return out
 
+    # The 8-bit view of held samples (an edit's result) is made only when something reads it;
+    # crops, which is what comparing an edit with its original reads, come from the samples.
+    @property
+    def im(self):
+        if self._im is None and self._held is not None:
+            self._im = eight_bit_view(self._held, self.scale).im
+        return Image.Image.im.fget(self)
+
+    @im.setter
+    def im(self, core):
+        self._im = core
+
+    def crop(self, box=None) -> Image.Image:
+        if self._im is None and self._held is not None and box is not None:
+            x0, y0, x1, y1 = (int(round(v)) for v in box)
+            if 0 <= x0 <= x1 <= self.width and 0 <= y0 <= y1 <= self.height:
+                return Image.fromarray(eight_bit(self._held[y0:y1, x0:x1], self.scale), self.mode)
+        return super().crop(box)
+
     def samples(self) -> np.ndarray:
         """The samples, read-only use: no copy when they are held."""
         return self._held if self._held is not None else self._load()
@@ -56,16 +75,19 @@ class DeepImage(Image.Image):
         return "floating-point" if self.scale != 257.0 else "16-bit"
 
 
-def _deep(view: Image.Image, scale: float, load=None, held=None) -> DeepImage:
+def _deep(view: Image.Image, scale: float, load=None) -> DeepImage:
     image = DeepImage()
     image.im, image._mode, image._size = view.im, view.mode, view.size
-    image.scale, image._load, image._held = scale, load, held
+    image.scale, image._load, image._held = scale, load, None
     return image
 
 
-def from_samples(pixels: np.ndarray, scale: float, view: Optional[Image.Image] = None) -> DeepImage:
-    """A deep image that holds ``pixels``."""
-    return _deep(view if view is not None else eight_bit_view(pixels, scale), scale, held=pixels)
+def from_samples(pixels: np.ndarray, scale: float) -> DeepImage:
+    """A deep image that holds ``pixels``; its 8-bit view is made when first read."""
+    image = DeepImage()
+    image._mode, image._size = ("RGB" if pixels.shape[2] == 3 else "RGBA"), (pixels.shape[1], pixels.shape[0])
+    image.scale, image._load, image._held = scale, None, pixels
+    return image
 
 
 def from_bytes(data: bytes, orientation=None, view: Optional[Image.Image] = None) -> Optional[DeepImage]:

@@ -179,23 +179,30 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode == "RGB":
         return image
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        array = np.asarray(image)
-        gray = deep_images.eight_bit(array[..., None], _sample_scale(image, array))[..., 0]
+        scale, gray = _sample_scale(image), np.empty((image.height, image.width), np.uint8)
+        for top, band in _bands(image):
+            gray[top:top + len(band)] = deep_images.eight_bit(band[..., None], scale)[..., 0]
         return Image.fromarray(gray).convert("RGB")
     return image.convert("RGB")
 
 
-def _sample_scale(image: Image.Image, array: Optional[np.ndarray] = None) -> float:
+def _bands(image: Image.Image, rows: int = 256):
+    """(top, array) for each band of rows: arrays of a very large image without a whole-image copy."""
+    for top in range(0, image.height, rows):
+        yield top, np.asarray(image.crop((0, top, image.width, min(top + rows, image.height))))
+
+
+def _sample_scale(image: Image.Image) -> float:
     """8-bit value -> the image's own sample value."""
     if isinstance(image, DeepImage):
         return image.scale
     if image.mode.startswith("I;16"):
         return 257.0
-    if image.mode == "I":
-        array = np.asarray(image) if array is None else array
-        return 257.0 if array.max(initial=0) > 255 else 1.0
-    if image.mode == "F":
-        return deep_images.float_scale(np.asarray(image) if array is None else array)
+    if image.mode in ("I", "F"):
+        low, high = image.getextrema()
+        if image.mode == "I":
+            return 257.0 if high > 255 else 1.0
+        return 1 / 255 if high <= 1.0 else 1.0 if high <= 255 else 257.0
     return 1.0
 
 
@@ -230,15 +237,15 @@ def output_mode(mode: str, image: Image.Image) -> str:
 def _in_mode(image: Image.Image, mode: str) -> np.ndarray:
     """A new, writable array of ``image`` in ``mode``; deeper modes from native samples or scaled 8-bit ones."""
     if mode in ("I;16", "I", "F"):
-        if image.mode.startswith("I;16") or image.mode in ("I", "F"):
-            array = np.asarray(image)
-        else:
-            array = np.asarray(image.convert("L"))
+        source = image if image.mode.startswith("I;16") or image.mode in ("I", "F") else image.convert("L")
         dtype = {"I;16": np.uint16, "I": np.int32, "F": np.float32}[mode]
-        if mode == "I;16" and array.dtype != np.uint16:
-            array = np.clip(array, 0, 65535)
-        return array.astype(dtype)  # always a copy
-    return np.array(image if image.mode == mode else image.convert(mode))
+    else:
+        source, dtype = (image if image.mode == mode else image.convert(mode)), np.uint8
+    channels = Image.getmodebands(mode) if mode not in ("I;16", "I", "F") else 1
+    out = np.empty((image.height, image.width) + ((channels,) if channels > 1 else ()), dtype=dtype)
+    for top, band in _bands(source):
+        out[top:top + len(band)] = np.clip(band, 0, 65535) if mode == "I;16" and band.dtype != np.uint16 else band
+    return out
 
 
 _BAND = 256  # rows blended at a time, so temporaries stay small on very large images
@@ -279,10 +286,7 @@ def compose(original: Image.Image, edited_rgb: Image.Image, mask: Optional[np.nd
             np.clip(np.rint(blended, out=blended), info.min, info.max, out=blended)
         np.copyto(part, blended.astype(result.dtype), where=np.broadcast_to(weight > 0, part.shape))
     if deep:
-        view = original.copy()  # the 8-bit view follows the blend only inside the box
-        if w and h:
-            view.paste(Image.fromarray(deep_images.eight_bit(result[y:y + h, x:x + w], scale), mode), (x, y))
-        return deep_images.from_samples(result, scale, view)
+        return deep_images.from_samples(result, scale)
     return _image_from_array(result, mode)
 
 
@@ -301,9 +305,12 @@ def _bounding_box(mask: np.ndarray) -> tuple:
 
 
 def _image_from_array(array: np.ndarray, mode: str) -> Image.Image:
+    """The array as an image without an intermediate byte copy (grey and float modes share its memory)."""
+    rawmode = {"I;16": "I;16", "I": "I", "F": "F"}.get(mode, mode)
     if mode in ("I;16", "I", "F"):
-        return Image.fromarray(array)
-    return Image.frombytes(mode, (array.shape[1], array.shape[0]), np.ascontiguousarray(array).tobytes())
+        array = array.astype({"I;16": "<u2", "I": "<i4", "F": "<f4"}[mode], copy=False)
+    array = np.ascontiguousarray(array)
+    return Image.frombuffer(mode, (array.shape[1], array.shape[0]), array, "raw", rawmode, 0, 1)
 
 
 def redacted_like(image: Optional[Image.Image], size=None) -> Optional[Image.Image]:
@@ -416,7 +423,9 @@ def _decodes_to(data: bytes, image: Image.Image) -> bool:
 
 
 def _bare(image: Image.Image) -> Image.Image:
-    """A copy that Pillow saves without the source's EXIF, XMP, ICC, comments or text chunks."""
+    """An image that Pillow saves without the source's EXIF, XMP, ICC, comments or text chunks."""
+    if set(image.info) <= {"transparency"} and not isinstance(image, DeepImage) and type(image) is Image.Image:
+        return image  # nothing to drop: no copy of a possibly very large image
     bare = image.copy()
     bare.info = {k: v for k, v in image.info.items() if k == "transparency"}
     return bare
