@@ -123,7 +123,8 @@ def _png_low_bytes(data: bytes) -> Optional[Image.Image]:
         return None
     image.tile = [tile._replace(args=tile.args.replace(";16B", ";16L")) for tile in image.tile]
     image.load()
-    return ImageOps.exif_transpose(image)
+    orientation = image.getexif().get(0x0112)
+    return ImageOps.exif_transpose(image) if orientation not in (None, 1) else image  # it copies even when upright
 
 
 def float_scale(array: np.ndarray) -> float:
