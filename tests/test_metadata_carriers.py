@@ -6,7 +6,6 @@ import io
 import struct
 import subprocess
 import sys
-from pathlib import Path
 
 import datasets
 import numpy as np

@@ -13,7 +13,6 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Optional
 
-import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
