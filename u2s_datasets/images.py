@@ -206,13 +206,14 @@ def _sample_scale(image: Image.Image) -> float:
 
 
 def inspection_views(image: Image.Image) -> list:
-    """What a viewer could be shown: for images with alpha, the colour over white and over
-    black and the alpha channel itself (text can hide in either); else the RGB image."""
+    """What a viewer could be shown: the RGB data, and for images with alpha also the colour
+    over white, over black, and the alpha channel itself (text can hide in any of them)."""
+    rgb = to_rgb(image)
     if not has_alpha(image):
-        return [to_rgb(image)]
+        return [rgb]
     rgba = image.convert("RGBA")
-    views = [Image.alpha_composite(Image.new("RGBA", image.size, background), rgba).convert("RGB")
-             for background in ((255, 255, 255, 255), (0, 0, 0, 255))]
+    views = [rgb] + [Image.alpha_composite(Image.new("RGBA", image.size, background), rgba).convert("RGB")
+                     for background in ((255, 255, 255, 255), (0, 0, 0, 255))]
     return views + [rgba.getchannel("A").convert("RGB")]
 
 
