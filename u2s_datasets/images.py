@@ -205,22 +205,6 @@ def _sample_scale(image: Image.Image) -> float:
     return 1.0
 
 
-def inspection_views(image: Image.Image) -> list:
-    """What a viewer could be shown: the RGB data, and for images with alpha also the colour
-    over white, over black, and the alpha channel itself (text can hide in any of them)."""
-    rgb = to_rgb(image)
-    if not has_alpha(image):
-        return [rgb]
-    rgba = image.convert("RGBA")
-    views = [rgb] + [Image.alpha_composite(Image.new("RGBA", image.size, background), rgba).convert("RGB")
-                     for background in ((255, 255, 255, 255), (0, 0, 0, 255))]
-    return views + [rgba.getchannel("A").convert("RGB")]
-
-
-def has_alpha(image: Image.Image) -> bool:
-    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info)
-
-
 def output_mode(mode: str, image: Image.Image) -> str:
     """The mode an edited image is written in: the input's own where it makes sense."""
     if mode in ("RGB", "L", "RGBA", "LA", "CMYK", "I;16", "I", "F"):
@@ -471,3 +455,21 @@ def dataset_image(data: bytes) -> Image.Image:
 
     image.save = save
     return image
+
+
+def inspection_views(image: Image.Image) -> list:
+    """What a viewer could see: the RGB data, and for images with alpha also the image over
+    white, over black, and the alpha channel itself (text can hide in any of them)."""
+    rgb = to_rgb(image)
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    if not has_alpha:
+        return [rgb]
+    rgba = image.convert("RGBA")
+    alpha = rgba.getchannel("A")
+    views = [rgb]
+    for background in ((255, 255, 255), (0, 0, 0)):
+        canvas = Image.new("RGB", image.size, background)
+        canvas.paste(rgba.convert("RGB"), mask=alpha)
+        views.append(canvas)
+    views.append(alpha.convert("RGB"))
+    return views
