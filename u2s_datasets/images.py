@@ -1,20 +1,24 @@
 """Images in and out: decode any input form, normalise modes, strip metadata, encode output.
 
-Output images never carry the input's EXIF/GPS/XMP/IPTC or text chunks. Images that
-pass through unchanged keep their exact pixels: JPEG and PNG are cleaned at the byte
-level (metadata segments dropped, compressed data untouched).
+Output images never carry the input's EXIF/GPS/XMP/IPTC, comments, thumbnails or text.
+Images that pass through unchanged keep their exact pixels: JPEG, PNG, WebP and GIF are
+cleaned at the byte level (``u2s_datasets.metadata``), other formats are re-written
+losslessly from their pixels. 16-bit colour and floating-point images keep their samples
+(``deep_images.DeepImage``); whatever had to be converted or dropped is said in ``DecodedImage.notes``.
 """
 
 import io
 import os
-import struct
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
-import cv2
 import numpy as np
 from PIL import Image, ImageOps
+
+from . import deep_images, metadata
+from .deep_images import DeepImage
+from .metadata import MetadataError
 
 
 class ImageError(ValueError):
@@ -28,8 +32,9 @@ class ImageError(ValueError):
 @dataclass
 class DecodedImage:
     image: Image.Image  # loaded, original mode, EXIF orientation applied
-    source_bytes: Optional[bytes]  # the encoded input, when pixels are exactly as stored there
+    source_bytes: Optional[bytes]  # the encoded input, when its first image is exactly ``image``
     format: Optional[str]  # "JPEG", "PNG", ... of the input, when known
+    notes: list = field(default_factory=list)  # what was converted or dropped, e.g. "first of 12 frames kept"
 
 
 def decode(value, max_pixels: int) -> DecodedImage:
@@ -95,6 +100,8 @@ def _open_bytes(data: bytes, max_pixels: int) -> DecodedImage:
     try:
         image = Image.open(io.BytesIO(data))
     except Exception as e:
+        if data[:4] in (b"II*\x00", b"MM\x00*"):  # TIFFs Pillow cannot read (floating-point colour)
+            return _deep_from_bytes(data, "TIFF", None, max_pixels, [])
         raise ImageError(f"not a readable image ({type(e).__name__})") from None
     return _checked(image, data, max_pixels)
 
@@ -105,21 +112,35 @@ def _checked(image: Image.Image, data: Optional[bytes], max_pixels: int) -> Deco
         raise ImageError(f"image has 0 pixels ({width}x{height})")
     if width * height > max_pixels:
         raise ImageError(f"image of {width}x{height} pixels is over the decompression limit of {max_pixels} pixels")
-    fmt = image.format
+    fmt, notes = image.format, []
+    frames = getattr(image, "n_frames", 1)
+    # Only the first frame is inspected and edited, so only it may come out; the byte-level
+    # cleaners of GIF, PNG and MPO keep exactly the first image, other formats are re-written.
+    whole = frames == 1 or fmt in ("GIF", "PNG", "MPO")
+    if frames > 1:
+        notes.append(f"first of {frames} {'pages' if fmt == 'TIFF' else 'frames'} kept")
+    if data is not None and _is_deep(image, data):
+        return _deep_from_bytes(data, fmt, _orientation(image), max_pixels, notes, whole, _loaded(image, frames))
+    if not whole:
+        data = None
+    image = _loaded(image, frames)
+    if _orientation(image) not in (None, 1):
+        # Stripped EXIF would lose the rotation, so bake it into the pixels.
+        image, data = ImageOps.exif_transpose(image), None
+    return DecodedImage(image=image, source_bytes=data, format=fmt, notes=notes)
+
+
+def _loaded(image: Image.Image, frames: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image.load()
     except Exception as e:
         raise ImageError(f"corrupt or truncated image data ({type(e).__name__}: {e})", size=image.size) from None
-    if getattr(image, "n_frames", 1) > 1:
-        # Only the first frame is inspected and edited, so only it may come out.
+    if frames > 1:
         image.seek(0)
-        image, data = image.copy(), None
-    if _orientation(image) not in (None, 1):
-        # Stripped EXIF would lose the rotation, so bake it into the pixels.
-        image, data = ImageOps.exif_transpose(image), None
-    return DecodedImage(image=image, source_bytes=data, format=fmt)
+        image = image.copy()
+    return image
 
 
 def _orientation(image: Image.Image):
@@ -127,6 +148,32 @@ def _orientation(image: Image.Image):
         return image.getexif().get(0x0112)
     except Exception:
         return None
+
+
+def _is_deep(image: Image.Image, data: bytes) -> bool:
+    """Colour images whose samples Pillow would cut to 8 bits."""
+    if image.format == "PNG":
+        return data[24:25] == b"\x10" and data[25:26] in (b"\x02", b"\x06")  # IHDR: 16-bit RGB / RGBA
+    if image.format == "TIFF" and image.mode in ("RGB", "RGBA"):
+        bits = image.tag_v2.get(258, (8,))
+        return max(bits if isinstance(bits, tuple) else (bits,)) > 8
+    return False
+
+
+def _deep_from_bytes(data: bytes, fmt: str, orientation, max_pixels: int, notes: list, whole: bool = True,
+                     view: Optional[Image.Image] = None) -> DecodedImage:
+    """16-bit or floating-point colour; OpenCV reads the samples, which keeps every bit.
+    ``view``: Pillow's 8-bit reading of a 16-bit file, when it has one."""
+    if view is not None and orientation not in (None, 1):
+        view = ImageOps.exif_transpose(view)
+    image = deep_images.from_bytes(data, orientation, view)
+    if image is None:
+        raise ImageError(f"not a readable {fmt} image (16-bit or floating-point colour)")
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageError(f"image of {width}x{height} pixels is over the decompression limit of {max_pixels} pixels")
+    source = data if whole and orientation in (None, 1) else None
+    return DecodedImage(image=image, source_bytes=source, format=fmt, notes=notes)
 
 
 def _from_array(array: np.ndarray) -> Image.Image:
@@ -143,10 +190,12 @@ def _from_array(array: np.ndarray) -> Image.Image:
     elif array.dtype == np.uint16 and array.ndim == 2:
         return Image.fromarray(array)  # I;16
     elif array.dtype == np.uint16:
-        array = (array // 257).astype(np.uint8)  # 16-bit colour: Pillow has no such mode
+        return deep_images.from_samples(np.array(array), 257.0)
     elif np.issubdtype(array.dtype, np.floating):
-        scale = 255.0 if array.max(initial=0) <= 1.0 else 1.0
-        array = np.clip(array * scale, 0, 255).round().astype(np.uint8)
+        array = np.array(array, dtype=np.float32)
+        if array.ndim == 2:
+            return Image.fromarray(array)  # F
+        return deep_images.from_samples(array, deep_images.float_scale(array))
     elif array.dtype != np.uint8:
         array = np.clip(array, 0, 255).astype(np.uint8)
     return Image.fromarray(np.ascontiguousarray(array))
@@ -159,69 +208,123 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode == "RGB":
         return image
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        array = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode.startswith("I;16") or array.max(initial=0) > 255 else 255.0
-        gray = np.clip(array * (255.0 / top), 0, 255).round().astype(np.uint8)
+        scale, gray = _sample_scale(image), np.empty((image.height, image.width), np.uint8)
+        for top, band in _bands(image):
+            gray[top:top + len(band)] = deep_images.eight_bit(band[..., None], scale)[..., 0]
         return Image.fromarray(gray).convert("RGB")
     return image.convert("RGB")
 
 
+def _bands(image: Image.Image, rows: int = 256):
+    """(top, array) for each band of rows: arrays of a very large image without a whole-image copy."""
+    for top in range(0, image.height, rows):
+        yield top, np.asarray(image.crop((0, top, image.width, min(top + rows, image.height))))
+
+
+def _sample_scale(image: Image.Image) -> float:
+    """8-bit value -> the image's own sample value."""
+    if isinstance(image, DeepImage):
+        return image.scale
+    if image.mode.startswith("I;16"):
+        return 257.0
+    if image.mode in ("I", "F"):
+        low, high = image.getextrema()
+        if image.mode == "I":
+            return 257.0 if high > 255 else 1.0
+        return 1 / 255 if high <= 1.0 else 1.0 if high <= 255 else 257.0
+    return 1.0
+
+
 def output_mode(mode: str, image: Image.Image) -> str:
     """The mode an edited image is written in: the input's own where it makes sense."""
-    if mode in ("RGB", "L", "RGBA", "LA", "CMYK", "I;16"):
+    if mode in ("RGB", "L", "RGBA", "LA", "CMYK", "I;16", "I", "F"):
         return mode
     if mode in ("P", "PA"):
         return "RGBA" if mode == "PA" or "transparency" in image.info else "RGB"
     if mode in ("1",):
         return "L"
-    if mode in ("I;16B", "I;16L", "I", "F"):
+    if mode in ("I;16B", "I;16L"):
         return "I;16"
     return "RGB"
 
 
 def _in_mode(image: Image.Image, mode: str) -> np.ndarray:
-    """Array of ``image`` in ``mode``, where 16-bit modes come from scaled 8-bit or native data."""
-    if mode == "I;16":
-        if image.mode.startswith("I;16") or image.mode in ("I", "F"):
-            return np.clip(np.asarray(image, dtype=np.float64), 0, 65535).astype(np.uint16)
-        return np.asarray(image.convert("L"), dtype=np.uint16) * 257
-    return np.asarray(image.convert(mode))
+    """A new, writable array of ``image`` in ``mode``; deeper modes from native samples or scaled 8-bit ones."""
+    if mode in ("I;16", "I", "F"):
+        source = image if image.mode.startswith("I;16") or image.mode in ("I", "F") else image.convert("L")
+        dtype = {"I;16": np.uint16, "I": np.int32, "F": np.float32}[mode]
+    else:
+        source, dtype = (image if image.mode == mode else image.convert(mode)), np.uint8
+    channels = Image.getmodebands(mode) if mode not in ("I;16", "I", "F") else 1
+    out = np.empty((image.height, image.width) + ((channels,) if channels > 1 else ()), dtype=dtype)
+    for top, band in _bands(source):
+        out[top:top + len(band)] = np.clip(band, 0, 65535) if mode == "I;16" and band.dtype != np.uint16 else band
+    return out
+
+
+_BAND = 256  # rows blended at a time, so temporaries stay small on very large images
 
 
 def compose(original: Image.Image, edited_rgb: Image.Image, mask: Optional[np.ndarray]) -> Image.Image:
-    """Blend the editor's RGB output into the original, in the original's mode.
+    """Blend the editor's RGB output into the original, in the original's mode and depth.
 
     ``mask`` (HxW float in [0, 1]) selects the edited pixels; where it is 0 the result is the
-    original pixel, bit for bit. ``mask=None`` keeps the whole edited image. Alpha is kept.
+    original pixel, bit for bit (alpha included). ``mask=None`` keeps the whole edited image.
+    Inside the edit, alpha goes towards opaque with the mask's weight, so nothing hidden by
+    transparency survives there.
     """
-    mode = output_mode(original.mode, original)
-    base = _in_mode(original, mode)
-    edited = _in_mode(edited_rgb, "L" if mode in ("L", "LA") else "RGB" if mode in ("RGB", "RGBA") else mode)
-    if mode in ("RGBA", "LA"):
-        color = base[..., :-1] if base.ndim == 3 else base
-        edited = np.dstack([edited.reshape(color.shape), base[..., -1]])
-    if mask is None:
-        result = edited
+    deep = isinstance(original, DeepImage)
+    if deep:
+        mode, result, scale = original.mode, original.pixels(), original.scale
     else:
-        # Blend only inside the mask's bounding box; everything else is the original, untouched.
-        x, y, w, h = cv2.boundingRect((mask > 0).astype(np.uint8))
-        region = (slice(y, y + h), slice(x, x + w))
-        weight = mask[region].astype(np.float32)
-        if base.ndim == 3:
+        mode = output_mode(original.mode, original)
+        result, scale = _in_mode(original, mode), _sample_scale(original)
+    x, y, w, h = (0, 0, original.width, original.height) if mask is None else _bounding_box(mask)
+    colour_mode = "L" if mode in ("L", "LA", "I;16", "I", "F") else "CMYK" if mode == "CMYK" else "RGB"
+    opaque = np.float32(255 * scale if deep else 255) if mode in ("RGBA", "LA") else None
+    # Only the mask's bounding box is blended, a band of rows at a time; the rest stays as read.
+    for top in range(y, y + h, _BAND):
+        bottom = min(top + _BAND, y + h)
+        edited = np.asarray(edited_rgb.crop((x, top, x + w, bottom)).convert(colour_mode), dtype=np.float32)
+        edited *= np.float32(scale)
+        if opaque is not None:
+            edited = np.dstack([edited, np.full(edited.shape[:2], opaque, dtype=np.float32)])
+        part = result[top:bottom, x:x + w]
+        weight = np.ones(part.shape[:2], np.float32) if mask is None else mask[top:bottom, x:x + w].astype(np.float32)
+        if part.ndim == 3:
             weight = weight[..., None]
-        if mode in ("RGBA", "LA"):
-            weight = np.concatenate([np.repeat(weight, base.shape[2] - 1, axis=2), np.zeros_like(weight)], axis=2)
-        base_part = base[region]
-        blended = base_part.astype(np.float32) * (1 - weight) + edited[region].astype(np.float32) * weight
-        result = base.copy()
-        result[region] = np.where(weight > 0, np.rint(blended), base_part).astype(base.dtype)
+        blended = part.astype(np.float32)
+        blended += (edited.reshape(part.shape) - blended) * weight
+        if np.issubdtype(result.dtype, np.integer):
+            info = np.iinfo(result.dtype)
+            np.clip(np.rint(blended, out=blended), info.min, info.max, out=blended)
+        np.copyto(part, blended.astype(result.dtype), where=np.broadcast_to(weight > 0, part.shape))
+    if deep:
+        return deep_images.from_samples(result, scale)
     return _image_from_array(result, mode)
 
 
+def _bounding_box(mask: np.ndarray) -> tuple:
+    """x, y, w, h of the mask's non-zero pixels, found a band of rows at a time."""
+    rows, columns = np.zeros(mask.shape[0], bool), np.zeros(mask.shape[1], bool)
+    for top in range(0, mask.shape[0], _BAND):
+        selected = mask[top:top + _BAND] > 0
+        rows[top:top + _BAND] = selected.any(axis=1)
+        columns |= selected.any(axis=0)
+    if not rows.any():
+        return 0, 0, 0, 0
+    y0, y1 = np.flatnonzero(rows)[[0, -1]]
+    x0, x1 = np.flatnonzero(columns)[[0, -1]]
+    return int(x0), int(y0), int(x1 - x0 + 1), int(y1 - y0 + 1)
+
+
 def _image_from_array(array: np.ndarray, mode: str) -> Image.Image:
-    if mode == "I;16":
-        return Image.fromarray(array.astype(np.uint16))
-    return Image.frombytes(mode, (array.shape[1], array.shape[0]), np.ascontiguousarray(array).tobytes())
+    """The array as an image without an intermediate byte copy (grey and float modes share its memory)."""
+    rawmode = {"I;16": "I;16", "I": "I", "F": "F"}.get(mode, mode)
+    if mode in ("I;16", "I", "F"):
+        array = array.astype({"I;16": "<u2", "I": "<i4", "F": "<f4"}[mode], copy=False)
+    array = np.ascontiguousarray(array)
+    return Image.frombuffer(mode, (array.shape[1], array.shape[0]), array, "raw", rawmode, 0, 1)
 
 
 def redacted_like(image: Optional[Image.Image], size=None) -> Optional[Image.Image]:
@@ -235,37 +338,62 @@ def redacted_like(image: Optional[Image.Image], size=None) -> Optional[Image.Ima
 
 # ----------------------------------------------------------------------------- encoding
 
-def encode(image: Image.Image, source_format: Optional[str], jpeg_quality: int, image_format: str = "auto") -> bytes:
-    """Encode a new image with no metadata.
+def encode(image: Image.Image, source_format: Optional[str], jpeg_quality: int, image_format: str = "auto",
+           notes: Optional[list] = None) -> bytes:
+    """Encode a new image with no metadata; conversions it had to make are appended to ``notes``.
 
-    ``image_format="auto"``: JPEG inputs stay JPEG (lossy, but no PNG blow-up), all else is
-    lossless PNG; ``"png"``: always lossless; ``"jpeg"``: always JPEG where the mode allows.
+    ``image_format="auto"``: JPEG inputs stay JPEG (lossy, but no PNG blow-up), floating-point
+    and 32-bit grey images are deflated TIFF, all else is lossless PNG (16-bit and floating-point
+    colour as 16-bit PNG); ``"png"``: always lossless PNG; ``"jpeg"``: always JPEG where the mode allows.
     """
-    buffer, image = io.BytesIO(), _bare(image)
+    notes = [] if notes is None else notes
     wants_jpeg = image_format == "jpeg" or (image_format == "auto" and source_format == "JPEG")
+    if isinstance(image, DeepImage):
+        encoded = deep_images.encode(image, "jpeg" if wants_jpeg else image_format, notes)
+        if encoded is not None:
+            return encoded
+        return encode(image.copy(), "JPEG", jpeg_quality, "jpeg")
+    buffer, image = io.BytesIO(), _bare(image)
     if wants_jpeg and image.mode in ("RGB", "L", "CMYK"):
         image.save(buffer, format="JPEG", quality=jpeg_quality)
-    elif image.mode == "CMYK":
-        image.save(buffer, format="TIFF", compression="tiff_lzw")
+    elif image.mode == "CMYK" or (image.mode in ("I", "F") and image_format == "auto"):
+        image.save(buffer, format="TIFF", compression="tiff_adobe_deflate")
     else:
+        if image.mode in ("I", "F"):
+            notes.append(f"{'floating-point' if image.mode == 'F' else '32-bit'} samples written as 16-bit PNG")
+            array = np.asarray(image).astype(np.float32) * np.float32(257 / _sample_scale(image))
+            image = Image.fromarray(np.clip(array, 0, 65535).round().astype(np.uint16))
         image.save(buffer, format="PNG")
     return buffer.getvalue()
 
 
+# formats whose pixels are re-written losslessly in the same format when passed through
+_LOSSLESS_SAME_FORMAT = {"TIFF": dict(format="TIFF", compression="tiff_adobe_deflate"), "BMP": dict(format="BMP")}
+_STRIPPERS = {"JPEG": metadata.strip_jpeg_metadata, "MPO": metadata.strip_jpeg_metadata, "PNG": metadata.strip_png_metadata,
+              "WEBP": metadata.strip_webp_metadata, "GIF": metadata.strip_gif_metadata}
+
+
 def passthrough_bytes(decoded: DecodedImage, jpeg_quality: int) -> bytes:
-    """The input image, unchanged in pixels, with its metadata removed."""
+    """The input image, unchanged in pixels, with its metadata removed; any format change is
+    appended to ``decoded.notes``."""
     data, fmt = decoded.source_bytes, decoded.format
-    try:
-        if data is not None and fmt == "JPEG":
-            return strip_jpeg_metadata(data)
-        if data is not None and fmt == "PNG":
-            return strip_png_metadata(data)
-    except ImageError:
-        pass  # a stream Pillow reads but we cannot walk: re-encode the pixels instead
-    if data is not None and fmt == "BMP":
-        return data  # BMP has no metadata fields
-    image = _bare(decoded.image)
-    if fmt == "JPEG":
+    if data is not None and fmt in _STRIPPERS:
+        try:
+            cleaned = _STRIPPERS[fmt](data)
+            if fmt in ("JPEG", "MPO") or (fmt == "PNG" and not metadata.is_animated_png(data)):
+                return cleaned  # segments dropped, coded image untouched
+            if _decodes_to(cleaned, decoded.image):
+                return cleaned  # the container was rebuilt: checked to show the same pixels
+        except MetadataError:
+            pass  # a stream Pillow reads but we cannot walk: re-encode the pixels instead
+    image = decoded.image
+    if isinstance(image, DeepImage):
+        encoded = encode(image, None, jpeg_quality, "auto", decoded.notes)
+        if fmt != "PNG" and image.sample_kind == "16-bit":
+            decoded.notes.append(f"{fmt} written as lossless 16-bit PNG")
+        return encoded
+    image = _bare(image)
+    if fmt in ("JPEG", "MPO"):
         buffer = io.BytesIO()
         tables = getattr(decoded.image, "quantization", None)
         if tables:  # re-use the source's quantisation: as close to the input as a re-encode gets
@@ -274,95 +402,62 @@ def passthrough_bytes(decoded: DecodedImage, jpeg_quality: int) -> bytes:
             image.save(buffer, format="JPEG", qtables=tables, subsampling=JpegImagePlugin.get_sampling(decoded.image))
         else:
             image.save(buffer, format="JPEG", quality=jpeg_quality)
+        decoded.notes.append("re-encoded as JPEG")
         return buffer.getvalue()
-    if image.mode not in ("1", "L", "LA", "P", "RGB", "RGBA", "I;16"):
+    if fmt in _LOSSLESS_SAME_FORMAT and image.mode in ("1", "L", "P", "RGB", "RGBA", "I;16", "I", "F", "CMYK"):
+        buffer = io.BytesIO()
+        image.save(buffer, **_LOSSLESS_SAME_FORMAT[fmt])
+        return buffer.getvalue()
+    if fmt == "WEBP" and image.mode in ("RGB", "RGBA"):
+        buffer = io.BytesIO()
+        image.save(buffer, format="WEBP", lossless=True, exact=True)
+        return buffer.getvalue()
+    if image.mode not in ("1", "L", "LA", "P", "RGB", "RGBA", "I;16", "I", "F"):
         image = image.convert(output_mode(image.mode, image))
-    return encode(image, None, jpeg_quality)
+    encoded = encode(image, None, jpeg_quality, "auto", decoded.notes)
+    if fmt is not None:
+        decoded.notes.append(f"{fmt} written as lossless {Image.open(io.BytesIO(encoded)).format}")
+    return encoded
+
+
+def _decodes_to(data: bytes, image: Image.Image) -> bool:
+    """True when ``data`` decodes to a single image with the same pixels as ``image``."""
+    try:
+        decoded = Image.open(io.BytesIO(data))
+        decoded.load()
+    except Exception:
+        return False
+    if getattr(decoded, "n_frames", 1) != 1 or decoded.size != image.size:
+        return False
+    if isinstance(image, DeepImage):
+        return False  # 16-bit containers other than PNG are re-written from their samples
+    if decoded.mode == image.mode and decoded.mode not in ("P", "PA"):
+        return decoded.tobytes() == image.tobytes()
+    return decoded.convert("RGBA").tobytes() == image.convert("RGBA").tobytes()
 
 
 def _bare(image: Image.Image) -> Image.Image:
-    """A copy that Pillow saves without the source's EXIF, XMP, comments or text chunks."""
+    """An image that Pillow saves without the source's EXIF, XMP, ICC, comments or text chunks."""
+    if set(image.info) <= {"transparency"} and not isinstance(image, DeepImage) and type(image) is Image.Image:
+        return image  # nothing to drop: no copy of a possibly very large image
     bare = image.copy()
     bare.info = {k: v for k, v in image.info.items() if k == "transparency"}
     return bare
 
 
-_JPEG_KEEP_APP = {0xE0, 0xEE}  # JFIF, Adobe (colour transform); ICC (APP2) is checked by name
+def _as_image_error(strip):
+    def strip_or_raise(data: bytes) -> bytes:
+        try:
+            return strip(data)
+        except MetadataError as e:
+            raise ImageError(str(e)) from None
+
+    strip_or_raise.__doc__, strip_or_raise.__name__ = strip.__doc__, strip.__name__
+    return strip_or_raise
 
 
-def strip_jpeg_metadata(data: bytes) -> bytes:
-    """Drop EXIF/XMP (APP1), IPTC (APP13), comments and other APPn segments, wherever they stand
-    (before the frame or between progressive scans), and anything after the end marker
-    (appended images, motion-photo video, vendor trailers). The coded pixels are kept as they are.
-    """
-    if data[:2] != b"\xff\xd8":
-        raise ImageError("not a JPEG stream")
-    out, pos = [data[:2]], 2
-    while pos + 2 <= len(data):
-        if data[pos] != 0xFF:
-            raise ImageError("malformed JPEG marker")
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker == 0xD9:  # end of image: nothing after it is kept
-            out.append(data[pos : pos + 2])
-            return b"".join(out)
-        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
-            out.append(data[pos : pos + 2])
-            pos += 2
-            continue
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        end = pos + 2 + length
-        segment = data[pos:end]
-        is_app = 0xE0 <= marker <= 0xEF
-        keep = not (is_app or marker == 0xFE) or marker in _JPEG_KEEP_APP or (
-            marker == 0xE2 and segment[4:16] == b"ICC_PROFILE\x00"
-        )
-        if keep:
-            out.append(segment)
-        pos = end
-        if marker == 0xDA:  # start of scan: entropy-coded data runs to the next real marker
-            scan_end = _scan_end(data, pos)
-            out.append(data[pos:scan_end])
-            pos = scan_end
-    raise ImageError("JPEG stream ended before its end marker")
-
-
-def _scan_end(data: bytes, pos: int) -> int:
-    """Where the entropy-coded data starting at ``pos`` ends: the next 0xFF that is neither
-    a stuffed byte (FF00) nor a restart marker (FFD0-FFD7)."""
-    while True:
-        pos = data.find(b"\xff", pos)
-        if pos < 0 or pos + 1 >= len(data):
-            return len(data)
-        following = data[pos + 1]
-        if following == 0x00 or 0xD0 <= following <= 0xD7 or following == 0xFF:
-            pos += 1 if following == 0xFF else 2
-            continue
-        return pos
-
-
-_PNG_KEEP = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"sBIT", b"bKGD", b"pHYs",
-             b"acTL", b"fcTL", b"fdAT"}
-
-
-def strip_png_metadata(data: bytes) -> bytes:
-    """Keep only the chunks that define pixels and colour; drop text, EXIF, time and the rest."""
-    signature = b"\x89PNG\r\n\x1a\n"
-    if data[:8] != signature:
-        raise ImageError("not a PNG stream")
-    out, pos = [signature], 8
-    while pos + 8 <= len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind = data[pos + 4 : pos + 8]
-        end = pos + 12 + length
-        if kind in _PNG_KEEP:
-            out.append(data[pos:end])
-        pos = end
-        if kind == b"IEND":
-            break
-    return b"".join(out)
+strip_jpeg_metadata = _as_image_error(metadata.strip_jpeg_metadata)
+strip_png_metadata = _as_image_error(metadata.strip_png_metadata)
 
 
 def dataset_image(data: bytes) -> Image.Image:
