@@ -242,7 +242,7 @@ def test_only_the_inspected_frame_of_an_animation_comes_out(photo_bytes):
     buffer = io.BytesIO()
     first.save(buffer, format="PNG", save_all=True, append_images=[second])
     out = Unsafe2Safe()({"image": [buffer.getvalue()]})
-    assert out["u2s_status"] == ["passthrough"]
+    assert out["u2s_status"] == ["passthrough; first of 2 frames kept"]  # the status says what was dropped
     safe = out["safe_image"][0]
     assert getattr(safe, "n_frames", 1) == 1 and np.array_equal(np.asarray(safe.convert("RGB")), np.asarray(first))
 
@@ -262,7 +262,7 @@ def test_an_editor_that_changes_nothing_is_redacted(photo_bytes, monkeypatch):
 
     monkeypatch.setitem(registry.EDITORS, "identity", "test_transform_contract:IdentityEditor")
     out = Unsafe2Safe(editor="identity")({"image": [photo_bytes["astronaut"], photo_bytes["coffee"]]})
-    assert out["u2s_status"] == ["redacted_fallback", "passthrough"]
+    assert out["u2s_status"] == ["redacted_fallback; editor changed nothing", "passthrough"]
     assert np.asarray(out["safe_image"][0]).max() == 0
 
 

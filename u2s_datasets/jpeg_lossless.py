@@ -33,6 +33,8 @@ from typing import List, Tuple
 import numpy as np
 from PIL import Image
 
+from .metadata import strip_jpeg_metadata
+
 UPSAMPLING_REACH = 1  # pixels: how far a changed chroma sample moves decoded pixels outside its footprint
 LIBJPEG_VERSION = "turbo210"  # the libjpeg inside jpeglib used for coefficient I/O
 
@@ -263,7 +265,8 @@ def edit_jpeg_region(source: bytes, edited: Image.Image, mask: np.ndarray) -> by
         spliced = _splice(source, layout, replacement)
     except OSError as e:  # jpeglib reports libjpeg's errors as OSError
         raise UnsupportedJpeg(f"libjpeg cannot transcode this JPEG ({e})") from None
-    return _clean_markers(spliced, layout)
+    # The project's cleaner rebuilds the ICC profile without its free text (desc, cprt, ...).
+    return strip_jpeg_metadata(_clean_markers(spliced, layout))
 
 
 def _splice(source: bytes, layout: JpegLayout, replacement) -> bytes:

@@ -37,16 +37,16 @@ class Row:
 
     def _columns(self, output) -> dict:
         inspection = self.inspection
-        notes = list(getattr(self.decoded, "notes", None) or []) + self.notes
         if self.error is not None:
             redacted = redacted_like(self.decoded.image if self.decoded else None, size=self.error_size)
             safe = _image(encode(redacted, None, output.jpeg_quality)) if redacted is not None else None
             return _row_columns(safe, True, [], "", "", "", [], C.STATUS_ERROR_PREFIX + self.error)
         if not inspection.is_private:
-            safe = _image(passthrough_bytes(self.decoded, output.jpeg_quality))
-            status = C.with_notes(C.STATUS_PASSTHROUGH, notes)
+            safe = _image(passthrough_bytes(self.decoded, output.jpeg_quality))  # may add notes to decoded.notes
+            status = C.with_notes(C.STATUS_PASSTHROUGH, self.decoded.notes + self.notes)
             return _row_columns(safe, False, [], inspection.private_caption, inspection.public_caption, "", [], status)
         safe = _image(self._encoded_safe(output))
+        notes = self.decoded.notes + self.notes
         return _row_columns(
             safe,
             True,
@@ -73,7 +73,7 @@ class Row:
                     return edit_jpeg_region(decoded.source_bytes, self.safe, self.mask)
                 except UnsupportedJpeg as e:
                     logger.info("JPEG blocks cannot be kept (%s); re-encoding the image", e)
-        return encode(self.safe, decoded.format, output.jpeg_quality, output.image_format)
+        return encode(self.safe, decoded.format, output.jpeg_quality, output.image_format, decoded.notes)
 
 
 def _image(data: bytes) -> dict:
