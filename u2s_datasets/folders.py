@@ -9,6 +9,7 @@ writes the safe images with a ``metadata.jsonl`` per split that ``imagefolder`` 
 
 import contextlib
 import json
+import io
 import logging
 import os
 import shutil
@@ -326,7 +327,12 @@ def _inside(name: str, index: int) -> str:
     return clean.replace(os.sep, "/")
 
 
+_EXTENSION_OF_FORMAT = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tiff", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "AVIF": ".avif"}
+
+
 def _with_extension(name: str, data: bytes) -> str:
+    """``name`` with the extension of the format ``data`` is in (a JPEG keeps its own .jpg/.jpeg)."""
     stem, ext = os.path.splitext(name)
-    kind = ".jpg" if data[:2] == b"\xff\xd8" else ".png" if data[:4] == b"\x89PNG" else ".tiff" if data[:2] in (b"II", b"MM") else ext
+    with PILImage.open(io.BytesIO(data)) as image:
+        kind = _EXTENSION_OF_FORMAT.get(image.format, ext)
     return stem + (ext if kind == ".jpg" and ext.lower() in (".jpg", ".jpeg") else kind)
