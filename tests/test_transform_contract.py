@@ -232,7 +232,7 @@ def test_a_jpeg_that_cannot_be_walked_is_reencoded_not_fatal(photo_bytes):
     app0_end = 4 + int.from_bytes(data[4:6], "big")
     junk = data[:app0_end] + b"\x00\x00" + data[app0_end:]  # Pillow skips stray bytes between markers
     out = Unsafe2Safe()({"image": [junk, photo_bytes["astronaut"]]})
-    assert out["u2s_status"] == ["passthrough", "edited"]
+    assert out["u2s_status"] == ["passthrough; re-encoded as JPEG", "edited"]  # the status says it was re-encoded
     assert np.abs(np.asarray(out["safe_image"][0].convert("RGB"), dtype=int) - rgb(data)).mean() < 2
 
 
