@@ -5,7 +5,7 @@ import importlib
 import logging
 import sys
 
-COMMANDS = ("anonymize", "demo", "evaluate", "publish")
+COMMANDS = ("anonymize", "demo", "evaluate", "publish", "review", "apply_review")
 
 
 def build_parser() -> argparse.ArgumentParser:
