@@ -35,7 +35,7 @@ setup(
     packages=find_packages(include=["u2s_datasets", "u2s_datasets.*"]) + ["u2s_datasets.hub_cards", "u2s_datasets_metrics"],
     package_dir={"u2s_datasets.hub_cards": "hub_cards", "u2s_datasets_metrics": "metrics"},
     package_data={
-        "u2s_datasets": ["prompts/*.txt"],
+        "u2s_datasets": ["prompts/*.txt", "templates/*.html"],
         "u2s_datasets.hub_cards": ["*.md"],
         "u2s_datasets_metrics": ["*/*.py", "*/README.md"],
     },
@@ -66,8 +66,9 @@ setup(
         "matplotlib",
         "rapidfuzz",
         "torchmetrics",
+        "jinja2",  # pages: review, demo, evaluation report
     ],
-    extras_require={"test": ["pytest", "pytest-timeout"]},
+    extras_require={"test": ["pytest", "pytest-timeout", "selenium", "nbclient", "nbformat", "ipykernel"]},
     entry_points={"console_scripts": ["u2s=u2s_datasets.cli:main"]},
     classifiers=["Programming Language :: Python :: 3", "Topic :: Scientific/Engineering :: Image Processing"],
 )

@@ -1,6 +1,10 @@
 """A small saved output of ``u2s anonymize`` (real photos, local preset) for the review tests."""
 
+import atexit
+import functools
 import io
+import shutil
+import tempfile
 
 import datasets
 from PIL import Image
@@ -42,3 +46,16 @@ def pixels(image) -> bytes:
     if isinstance(image, dict):
         image = Image.open(io.BytesIO(image["bytes"]))
     return image.convert("RGB").tobytes()
+
+
+@functools.lru_cache(maxsize=None)
+def _made_once(editor: str) -> str:
+    folder = tempfile.mkdtemp(prefix="u2s-review-test-")
+    atexit.register(shutil.rmtree, folder, True)
+    return saved_output(folder + "/out", editor)
+
+
+def fresh_output(folder, editor: str = "pixelate") -> str:
+    """A private copy of the saved output (anonymized once per test process)."""
+    shutil.copytree(_made_once(editor), str(folder))
+    return str(folder)

@@ -39,7 +39,7 @@ class ReviewPage:
             shown=len(shown), total=len(matching), page_url=page_url, categories=self.categories,
             statuses=sorted({row.base_status for row in self.output.rows}),
             present_categories=sorted({c for row in self.output.rows for c in row.categories + [r["category"] for r in row.regions]}),
-            low_confidence=self.low_confidence, reviewer=self.reviewer, progress=self.progress(reviews),
+            low_confidence=self.low_confidence, reviewer=filters["reviewer"] or self.reviewer, progress=self.progress(reviews),
         )
 
     def card(self, split: str, index: int) -> str:
@@ -113,4 +113,4 @@ def _filters(query: dict) -> dict:
             return default
 
     return {"status": one("status"), "category": one("category"), "flagged": one("flagged"), "reviewed": one("reviewed"),
-            "low": one("low"), "per_page": number("per_page", PER_PAGE), "page": number("page", 1)}
+            "low": one("low"), "reviewer": one("reviewer"), "per_page": number("per_page", PER_PAGE), "page": number("page", 1)}
