@@ -126,3 +126,14 @@ def test_bad_decisions_are_refused_with_the_reason():
         D.decision("", 0, "add_region", "ann", "people_faces", [50, 10, 40, 20])
     with pytest.raises(D.DecisionError, match="needs a category"):
         D.decision("", 0, "delete_region", "ann", None, [0, 0, 4, 4])
+
+
+def test_publish_dry_run_requires_the_review_and_shows_its_counts(output, tmp_path, capsys):
+    staging = tmp_path / "staging"
+    assert main(["publish", output, "someone/safe", "--dry-run", str(staging), "--require-review"]) == 2
+    assert "review required" in capsys.readouterr().err and not staging.exists()
+    for row in (ASTRONAUT, GRACE, PAGE):
+        _decide(output, row, "accept")
+    assert main(["publish", output, "someone/safe", "--dry-run", str(staging), "--require-review"]) == 0
+    card = (staging / "README.md").read_text()
+    assert "review.reviewed_rows | 3" in card and "review.unreviewed_flagged_rows | 0" in card
