@@ -102,3 +102,19 @@ def test_a_model_that_cannot_load_stops_with_one_line_and_keeps_what_was_compute
     metrics = json.loads((out / "metrics.json").read_text())
     assert list(metrics) == ["privacy"] and metrics["privacy"]["num_images"] == 2
     assert "Stopped early" in (out / "report.md").read_text()
+
+
+def test_demo_page_draws_regions_and_shows_settings_as_a_table(tmp_path):
+    from review_output import fresh_output
+    from u2s_datasets.commands.demo import render_page
+    from u2s_datasets.runner import summarize
+    from u2s_datasets.transform import Unsafe2Safe
+
+    result = datasets.load_from_disk(fresh_output(tmp_path / "out")).rename_column("file_name", "name")
+    result = result.cast_column("image", datasets.Image(decode=False))
+    page = render_page(result, summarize([result]), Unsafe2Safe(editor="pixelate"))
+    assert page.count('class="row demo-row"') == 5
+    assert page.count('data-category="people_faces"') == 4  # two faces, drawn over before and after
+    assert page.count('data-category="text_symbols"') == 14  # seven lines of the page, twice
+    assert '<td>edit.editor</td><td class="value">pixelate</td>' in page and "Unsafe2Safe(" not in page
+    assert page.count('class="shot enlargeable"') == 10
