@@ -38,12 +38,12 @@ def apply_review(folder: str, out: str = None) -> dict:
         for row in tqdm(changed, desc="Re-rendering reviewed rows", unit="row"):
             original = _original(output, row)
             try:
-                new_columns[row.key] = renderer.columns(original, row, reviews[row.key])
+                new_columns[(row.split, row.index)] = renderer.columns(original, row, reviews[row.key])
             except ImageError as e:
                 logger.warning("%s: the original image cannot be read again (%s); the row is left as it was", row.name, e)
                 summary["failed"].append(row.key)
     summary["rows_rerendered"] = len(new_columns)
-    summary["rows"] = sorted(new_columns)
+    summary["rows"] = [decisions.row_key(split, index) for split, index in sorted(new_columns)]
     record = _provenance(folder, lines, summary, output.run)
     target = out or folder
     if new_columns or out:
@@ -101,7 +101,7 @@ def _write(output, new_columns, target):
 
 
 def _with_rows(ds, split, image_column, new_columns, staging):
-    indices = {int(key.split("/")[-1]): columns for key, columns in new_columns.items() if key.rsplit("/", 1)[0] == split}
+    indices = {index: columns for (row_split, index), columns in new_columns.items() if row_split == split}
     features = ds.features
     if not indices:
         return ds

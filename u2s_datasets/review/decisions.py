@@ -53,7 +53,8 @@ class RowReview:
 
 
 def row_key(split: str, row: int) -> str:
-    return f"{split}/{row}"
+    """How a row is named in counts and messages: ``"3"``, or ``"train/3"`` in a DatasetDict."""
+    return f"{split}/{row}" if split else str(row)
 
 
 def decision(split: str, row: int, action: str, reviewer: str, category=None, box=None) -> dict:

@@ -9,6 +9,7 @@ import datasets
 from PIL import Image
 
 from .. import columns as C
+from .decisions import row_key
 
 CONFIG_FILE = "u2s_config.json"
 NAME_COLUMNS = ("file_name", "name", "path", "id")  # the first present names rows on the page
@@ -32,7 +33,7 @@ class RowFacts:
 
     @property
     def key(self) -> str:
-        return f"{self.split}/{self.index}"
+        return row_key(self.split, self.index)
 
     @property
     def base_status(self) -> str:
@@ -66,7 +67,7 @@ class SavedOutput:
         self._sizes = {}
 
     def row(self, split: str, index: int) -> RowFacts:
-        key = f"{split}/{index}"
+        key = row_key(split, index)
         if key not in self._by_key:
             raise KeyError(f"no row {index}{' in split ' + split if split else ''} in {self.folder}")
         return self._by_key[key]
@@ -85,7 +86,7 @@ class SavedOutput:
         return value["bytes"]
 
     def image_size(self, split: str, index: int) -> tuple:
-        key = f"{split}/{index}"
+        key = row_key(split, index)
         if key not in self._sizes:
             data = self.image_bytes(split, index, "original")
             self._sizes[key] = Image.open(io.BytesIO(data)).size if data else (0, 0)

@@ -36,8 +36,8 @@ def review_status(folder: str, output: SavedOutput = None) -> dict:
         "decisions": len(lines),
         "reviewers": sorted({line.get("reviewer", "unknown") for line in lines}),
         "applied_at": applied.get("applied_at"),
-        "_pending_keys": [row.key for row in pending],
-        "_unreviewed_flagged_keys": [row.key for row in flagged if row.key not in reviews],
+        "_pending_keys": [_label(row) for row in pending],
+        "_unreviewed_flagged_keys": [_label(row) for row in flagged if row.key not in reviews],
     }
 
 
@@ -66,3 +66,7 @@ def require_review(folder: str) -> dict:
     if problems:
         raise ReviewRequired("review required: " + "; ".join(problems))
     return status
+
+
+def _label(row) -> str:
+    return f"row {row.key}" + ("" if row.name == f"row {row.index}" else f" ({row.name})")
