@@ -78,11 +78,12 @@ def _plot(metric: str, key: str, numbers: list, folder: str) -> str:
     return os.path.join(os.path.basename(folder), name)
 
 
-def leak_ranking(privacy: dict) -> list:
-    """Rows with something to leak (a face or text in the original, or a judge's score), worst leak first.
+def leak_ranking(privacy: dict, regions=None) -> list:
+    """Rows with something to leak, worst leak first.
 
-    A row's leak is the largest of its face and text similarity (and 1 - judge score / 100).
-    Rows whose original holds nothing to leak are not ranked at all.
+    A row has something to leak when its original shows a face, text that is still read in the
+    safe image, a stored private region (``regions``, per row) or a judge's score. Its leak is the
+    largest of its face and text similarity (and 1 - judge score / 100). Other rows are not ranked.
     """
     per_image = privacy.get("per_image") or {}
     n = privacy.get("num_images", 0)
@@ -93,8 +94,8 @@ def leak_ranking(privacy: dict) -> list:
         text = per_image["text_similarity"][i] if "text_similarity" in per_image else None
         judge = per_image["vlm_score"][i] if "vlm_score" in per_image else None
         values = [v for v in (face, text or None, None if judge is None else 1.0 - judge / 100.0) if v is not None]
-        if values:
-            scores.append((max(values), -i))
+        if values or (regions is not None and regions[i]):
+            scores.append((max(values, default=0.0), -i))
     return [-i for _, i in sorted(scores, reverse=True)]
 
 
@@ -106,7 +107,7 @@ def _worst_leaks(results: dict, pairs, regions, folder: str, count: int) -> list
         return []
     os.makedirs(folder, exist_ok=True)
     shown = []
-    for rank, i in enumerate(leak_ranking(privacy)[:count]):
+    for rank, i in enumerate(leak_ranking(privacy, regions)[:count]):
         name, original, safe = pairs[i]
         original, safe = _pil(original), _pil(safe)
         base = f"leak_{rank + 1:02d}"
@@ -163,6 +164,8 @@ def _sections(results: dict, plots_folder: str) -> list:
             if not any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) and any(v is not None for v in values):
                 continue  # labels, not numbers
             numbers, note = per_image_series(metric, key, values)
+            if key in undefined and not numbers:
+                note = None  # already said among the undefined figures
             if key == "psnr" and len(numbers) < len(_numeric(values)):
                 figures["psnr_without_identical"] = sum(numbers) / len(numbers) if numbers else None
             if note:
