@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: setup demo test bench clean
+.PHONY: setup browser demo test bench clean
 
 setup: $(VENV)/.installed
 
@@ -16,7 +16,10 @@ $(VENV)/.installed: setup.py constraints.txt
 demo: setup
 	$(VENV)/bin/u2s demo --out u2s-demo
 
-test: setup
+browser:
+	.ci/browser
+
+test: setup browser
 	$(PY) -m pytest tests -q
 
 bench: setup

@@ -37,7 +37,7 @@ setup(
     packages=find_packages(include=["u2s_datasets", "u2s_datasets.*"]) + ["u2s_datasets.hub_cards", "u2s_datasets_metrics"],
     package_dir={"u2s_datasets.hub_cards": "hub_cards", "u2s_datasets_metrics": "metrics"},
     package_data={
-        "u2s_datasets": ["prompts/*.txt"],
+        "u2s_datasets": ["prompts/*.txt", "templates/*.html", "templates/*.md"],
         "u2s_datasets.hub_cards": ["*.md"],
         "u2s_datasets_metrics": ["*/*.py", "*/README.md"],
     },
@@ -70,9 +70,10 @@ setup(
         "torchmetrics",
         # lossless JPEG region edits: DCT coefficient I/O (MPL-2.0)
         "jpeglib",
+        "jinja2",  # pages: review, demo, evaluation report
     ],
     extras_require={
-        "test": ["pytest", "pytest-timeout", "ray[data]", "peft>=0.17"],
+        "test": ["pytest", "pytest-timeout", "ray[data]", "peft>=0.17", "selenium", "nbclient", "nbformat", "ipykernel"],
         "train": ["peft>=0.17"],
         "ray": ["ray[data]"],
     },

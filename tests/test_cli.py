@@ -306,7 +306,7 @@ def test_demo_writes_before_after_page(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "8 rows: 4 flagged private, 4 edited, 4 passed through, 0 redacted, 0 errors" in result.stdout
     page = (tmp_path / "demo" / "index.html").read_text()
-    assert page.count("<tr>") == 9 and page.count("data:image/jpeg;base64,") == 16
+    assert page.count('class="row demo-row"') == 8 and page.count("data:image/jpeg;base64,") == 16
     assert "astronaut" in page and "passthrough" in page
 
 

@@ -1,7 +1,5 @@
 """``u2s demo``: the local preset on real photos, with a before/after HTML page."""
 
-import base64
-import html
 import io
 import os
 
@@ -9,6 +7,7 @@ from PIL import Image
 
 from .. import columns as C
 from ..runner import anonymize
+from ..templates import render, settings_rows, thumbnail_url
 from ..samples import sample_dataset
 from ..transform import Unsafe2Safe
 
@@ -33,31 +32,16 @@ def run(args) -> int:
 
 
 def render_page(result, summary, transform) -> str:
+    """The before/after page: regions drawn over both images, click to enlarge, the settings as a table."""
     rows = []
     for row in result:
         before = Image.open(io.BytesIO(row["image"]["bytes"]))
         after = row[C.SAFE_IMAGE]
-        cells = "".join(
-            f"<td><img src='{_data_url(image)}'></td>" for image in (before, after)
-        )
-        text = (
-            f"<b>{html.escape(row['name'])}</b> &middot; {html.escape(row[C.STATUS])}<br>"
-            f"<i>private:</i> {html.escape(row[C.PRIVATE_CAPTION])}<br>"
-            f"<i>public:</i> {html.escape(row[C.PUBLIC_CAPTION])}<br>"
-            f"<i>instruction:</i> {html.escape(row[C.EDIT_INSTRUCTION] or '-')}"
-        )
-        rows.append(f"<tr>{cells}<td>{text}</td></tr>")
-    return (
-        "<!doctype html><meta charset='utf-8'><title>u2s demo</title>"
-        "<style>body{font-family:sans-serif}img{max-width:360px;max-height:300px}td{vertical-align:top;padding:6px}</style>"
-        f"<h1>Unsafe2Safe, local preset</h1><p>{html.escape(str(summary))}<br>{html.escape(repr(transform))}</p>"
-        f"<table><tr><th>before</th><th>after</th><th>triplet</th></tr>{''.join(rows)}</table>"
-    )
-
-
-def _data_url(image) -> str:
-    image = image.convert("RGB")
-    image.thumbnail((360, 360))
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=85)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+        rows.append({
+            "name": row["name"], "status": row[C.STATUS], "before": thumbnail_url(before), "after": thumbnail_url(after),
+            "width": before.width, "height": before.height, "regions": row[C.PRIVACY_REGIONS],
+            "private_caption": row[C.PRIVATE_CAPTION], "public_caption": row[C.PUBLIC_CAPTION],
+            "instruction": row[C.EDIT_INSTRUCTION], "categories": row[C.PRIVACY_CATEGORIES],
+        })
+    return render("demo.html", title="u2s demo", rows=rows, summary=str(summary), preset=transform.config.preset,
+                  config_hash=transform.config.hash(), settings=settings_rows(transform.config.to_dict()))

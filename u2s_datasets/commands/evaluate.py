@@ -2,10 +2,12 @@
 
 import logging
 import os
+import sys
 
 logger = logging.getLogger(__name__)
 
 METRICS = ("privacy", "quality", "cheating", "utility")
+NAME_COLUMNS = ("file_name", "name")  # rows are named by these in the report when present
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 
@@ -52,39 +54,105 @@ def run(args) -> int:
     unknown = [m for m in metrics if m not in METRICS]
     if unknown or not metrics:
         raise ValueError(f"unknown metric(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(METRICS)}")
-    model = dict(device=args.device, local_files_only=args.local_files_only)
-    clip = dict(clip_model=args.clip_model, clip_revision=args.clip_revision)
-    results, pairs = {}, None
-    paired = [m for m in metrics if m != "utility"]
-    if paired:
+    results, rows, pairs, stopped = {}, None, None, None
+    if any(m != "utility" for m in metrics):
         rows = _load_rows(args)
-        originals, safes = rows["original"], rows["safe"]
-        pairs = list(zip(rows["names"], originals, safes))
-        if "privacy" in metrics:
-            from ..evaluation.privacy import compute_privacy
-
-            judge = dict(judge=True, vlm_model=args.judge_model, vlm_revision=args.judge_revision) if args.judge_model else {}
-            results["privacy"] = compute_privacy(safes, originals, **judge, **model)
-        if "cheating" in metrics:
-            from ..evaluation.cheating import compute_cheating
-
-            results["cheating"] = compute_cheating(safes, originals, regions=rows.get("regions"), clip=not args.no_clip,
-                                                   **clip, **model)
-        if "quality" in metrics:
-            from ..evaluation.quality import compute_quality
-
-            if rows.get("captions") is None:
-                raise ValueError(f"the quality metric needs public captions: no column {args.caption_column!r} in the dataset")
-            results["quality"] = compute_quality(safes, originals, rows["captions"],
-                                                 source_captions=rows.get("source_captions"), **clip, **model)
-    if "utility" in metrics:
-        results["utility"] = _utility(args, model)
-    paths = write_report(results, args.out, pairs=pairs, worst=args.worst)
+        pairs = list(zip(rows["names"], rows["original"], rows["safe"]))
+    for metric in metrics:
+        try:
+            _check_models(args, metric)
+            results[metric] = _compute(args, metric, rows)
+        except ModelUnavailable as e:
+            stopped = str(e)
+            break
+    settings = _run_settings(args.original)
+    paths = write_report(results, args.out, pairs=pairs, worst=args.worst, regions=(rows or {}).get("regions"),
+                         settings=settings, stopped=stopped)
     for result_name, result in results.items():
         figures = {k: v for k, v in result.items() if isinstance(v, float)}
         print(result_name + ": " + ", ".join(f"{k}={v:.4f}" for k, v in figures.items()))
     print(f"wrote {paths['metrics']}, {paths['markdown']}, {paths['html']}")
+    if stopped:
+        print(f"u2s evaluate: error: {stopped}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _compute(args, metric, rows) -> dict:
+    model = dict(device=args.device, local_files_only=args.local_files_only)
+    clip = dict(clip_model=args.clip_model, clip_revision=args.clip_revision)
+    try:
+        if metric == "privacy":
+            from ..evaluation.privacy import compute_privacy
+
+            judge = dict(judge=True, vlm_model=args.judge_model, vlm_revision=args.judge_revision) if args.judge_model else {}
+            return compute_privacy(rows["safe"], rows["original"], **judge, **model)
+        if metric == "cheating":
+            from ..evaluation.cheating import compute_cheating
+
+            return compute_cheating(rows["safe"], rows["original"], regions=rows.get("regions"), clip=not args.no_clip, **clip, **model)
+        if metric == "quality":
+            from ..evaluation.quality import compute_quality
+
+            if rows.get("captions") is None:
+                raise ValueError(f"the quality metric needs public captions: no column {args.caption_column!r} in the dataset")
+            return compute_quality(rows["safe"], rows["original"], rows["captions"], source_captions=rows.get("source_captions"),
+                                   **clip, **model)
+        return _utility(args, model)
+    except OSError as e:  # transformers and huggingface_hub say "cannot load" with OSError and its subclasses
+        model_id, flag = _model_of(args, metric)
+        if model_id is None:
+            raise
+        raise ModelUnavailable(f"{metric}: cannot load the model {model_id} ({_first_line(e)}); {flag}") from None
+
+
+# ----------------------------------------------------------------------------- models that may be missing
+
+class ModelUnavailable(RuntimeError):
+    """A metric's model cannot be loaded here (offline and not in the cache, or a missing folder)."""
+
+
+def _model_of(args, metric):
+    """The downloaded model a metric needs with these options, and how to do without it; (None, None) if none."""
+    from ..evaluation.quality import DEFAULT_CLIP
+
+    if metric == "privacy" and args.judge_model:
+        return args.judge_model, "leave out --judge-model to skip the VLM judge"
+    if metric == "cheating" and not args.no_clip:
+        return args.clip_model or DEFAULT_CLIP, "skip it with --no-clip (or give a local folder with --clip-model)"
+    if metric == "quality":
+        return args.clip_model or DEFAULT_CLIP, "skip it by leaving quality out of --metrics (or give a local folder with --clip-model)"
+    if metric == "utility" and args.utility_backbone == "transformers" and args.backbone_model:
+        return args.backbone_model, "skip it with --utility-backbone hist-hog"
+    return None, None
+
+
+def _check_models(args, metric):
+    """Fail before any work when a hub model is neither a folder nor cached and the hub may not be asked."""
+    model_id, flag = _model_of(args, metric)
+    if model_id is None or os.path.isdir(model_id):
+        return
+    offline = args.local_files_only or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    if not offline:
+        return  # loading will ask the hub; a failure there is caught as it happens
+    from huggingface_hub import try_to_load_from_cache
+
+    if not isinstance(try_to_load_from_cache(model_id, "config.json"), str):
+        raise ModelUnavailable(f"{metric}: cannot load the model {model_id} (offline and not in the Hugging Face cache); {flag}")
+
+
+def _first_line(error) -> str:
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:200]
+
+
+def _run_settings(original):
+    """The anonymization settings recorded beside a saved dataset, if there are any."""
+    if not _is_dataset_folder(original):
+        return None
+    from ..review.saved import load_run
+
+    return load_run(original).get("config")
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -139,7 +207,8 @@ def _load_rows(args) -> dict:
         rows["captions"] = _column(source, args.caption_column, "", required=False)
         rows["source_captions"] = _column(source, args.source_caption_column, "", required=False)
         rows["regions"] = _column(source, args.regions_column, "", required=False)
-        rows["names"] = [f"row {i}" for i in range(len(ds))]
+        names = next((c for c in NAME_COLUMNS if c in ds.column_names), None)
+        rows["names"] = [str(n) for n in ds[names]] if names else [f"row {i}" for i in range(len(ds))]
         return rows
     if not args.safe:
         raise ValueError(f"{args.original} is an image folder: give the folder of safe images as SAFE")

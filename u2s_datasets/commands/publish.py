@@ -42,6 +42,7 @@ def register(subparsers):
     parser.add_argument("--pretty-name", help="the dataset's display name")
     parser.add_argument("--task-category", action="append", default=None, metavar="NAME", help="card task category; repeatable")
     parser.add_argument("--metrics", metavar="FILE", help="JSON file of evaluation results to show on the card")
+    parser.add_argument("--require-review", action="store_true", help="refuse unless every flagged row was reviewed and applied")
     parser.set_defaults(run=run)
 
 
@@ -62,6 +63,7 @@ def run(args) -> int:
     from datasets import load_from_disk
 
     from ..hub import Anonymization, PublishError, push_safe_dataset
+    from ..review import REVIEW_FILE, card_figures, require_review
 
     saved = Path(args.saved_dataset)
     if not saved.is_dir():
@@ -81,6 +83,12 @@ def run(args) -> int:
     if args.metrics:
         with open(args.metrics, encoding="utf-8") as f:
             metrics = json.load(f)
+
+    # Review (u2s_datasets/review/status.py): the gate, and the reviewed-row counts on the card.
+    if args.require_review:
+        require_review(str(saved))
+    if (saved / REVIEW_FILE).is_file():
+        metrics = {**(metrics or {}), "review": card_figures(str(saved))}
 
     try:
         result = push_safe_dataset(
