@@ -155,3 +155,17 @@ def test_image_modes(photo_bytes, faces, mode):
     assert out["u2s_status"][0] == "edited", out["u2s_status"][0]
     assert safe.mode == {"P": "RGB"}.get(mode, mode)
     assert faces(np.asarray(safe.convert("RGB"))) == []
+
+
+def test_inpaint_on_a_large_face_leaves_no_one_to_recognise():
+    from u2s_datasets.evaluation.faces import FaceAnalyzer
+    from u2s_datasets.samples import sample_images
+
+    photo = sample_images()["grace_hopper"].resize((1024, 1200))  # a face over 500 px wide: cost is bounded
+    out = Unsafe2Safe(editor="inpaint", detect_text=False)({"image": [photo]})
+    assert out["u2s_status"][0].split(";")[0] in ("edited", "escalated")
+    analyzer = FaceAnalyzer()
+    originals = analyzer(np.asarray(photo))
+    assert originals, "the photo has a face to hide"
+    for face in analyzer(np.asarray(out["safe_image"][0].convert("RGB"))):
+        assert not any(analyzer.embedder.same_identity(face.embedding, o.embedding) for o in originals)
