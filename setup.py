@@ -67,7 +67,7 @@ setup(
         "rapidfuzz",
         "torchmetrics",
     ],
-    extras_require={"test": ["pytest", "pytest-timeout"]},
+    extras_require={"test": ["pytest", "pytest-timeout", "onnx"]},
     entry_points={"console_scripts": ["u2s=u2s_datasets.cli:main"]},
     classifiers=["Programming Language :: Python :: 3", "Topic :: Scientific/Engineering :: Image Processing"],
 )

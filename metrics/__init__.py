@@ -14,7 +14,7 @@ uses the standard library: it runs in every start of the environment's Python.
 import hashlib
 import os
 
-NAMES = ("privacy", "quality", "cheating", "utility")
+NAMES = ("privacy", "quality", "cheating", "utility", "flags")
 NAMESPACE = "u2s"
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
