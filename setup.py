@@ -52,6 +52,7 @@ setup(
         "accelerate",
         "evaluate>=0.4",
         "tqdm",
+        "openai>=1.0",  # the client for OpenAI-compatible servers (stage 1 and the evaluation VLM)
         # local preset: detectors that ship their weights
         "opencv-python>=5.0",
         "onnxruntime",
