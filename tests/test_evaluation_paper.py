@@ -264,3 +264,15 @@ def test_lpips_is_zero_for_identical_images_and_grows_with_change(vgg_folder):
     same, light, heavy = result["per_image"]["lpips"]
     assert same == pytest.approx(0.0, abs=1e-6) and 0 < light < heavy
     assert result["lpips_status"] == "computed" and "VGG16" in result["models"]["lpips"]["id"]
+
+
+def test_paper_judge_runs_two_images_through_native_internvl(tmp_path):
+    from tiny_chat_models import save_tiny_internvl
+
+    folder = save_tiny_internvl(tmp_path / "internvl")
+    face = np.asarray(Image.fromarray(astronaut()).resize((64, 64)))
+    result = compute_privacy([face], [face], protocol="paper", faces=False, text=False, race=False,
+                             vlm_model=folder, local_files_only=True, progress=False)
+    # A random model writes no "Score:" line: counted as unparsed, never guessed.
+    assert result["vlm_score"] is None and result["vlm_unparsed"] == 1
+    assert result["models"]["judge"]["id"] == folder and "two images" in result["models"]["judge"]["rubric"]
