@@ -246,8 +246,8 @@ PRESETS = {
         ),
         instruct=InstructConfig(instructor="llm", llm_model="Qwen/Qwen3-4B-Instruct-2507", llm_revision="main",
                                 instruct_max_new_tokens=512),
-        # MagicBrush (an InstructPix2Pix fine-tune) edits the whole image at 512 pixels with InstructPix2Pix's
-        # published sampling settings. edit_scope="regions" keeps every pixel outside the VLM's boxes instead.
+        # MagicBrush (an InstructPix2Pix fine-tune) edits the whole image with the settings of its own editing
+        # script (512 px, 100 steps, text 7.5, image 1.5). edit_scope="regions" keeps every pixel outside the boxes.
         edit=EditConfig(
             editor="ip2p", editor_model="vinesmsuic/magicbrush-jul7", edit_scope="global", edit_resolution=512,
             num_inference_steps=100, guidance_scale=7.5, image_guidance_scale=1.5,

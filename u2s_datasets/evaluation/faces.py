@@ -78,7 +78,7 @@ class DlibFaceEmbedder:
             "id": f"face_recognition_models/{self.name}",
             "revision": _version("face_recognition_models"),
             "alignment": "dlib shape_predictor_5_face_landmarks",
-            "verification": f"euclidean distance < {self.distance_threshold} (about cosine >= {self.cosine_threshold})",
+            "verification": f"euclidean distance < {self.distance_threshold} (calibrated similarity > 0.5)",
         }
 
 
