@@ -272,7 +272,7 @@ def test_paper_judge_runs_two_images_through_native_internvl(tmp_path):
     folder = save_tiny_internvl(tmp_path / "internvl")
     face = np.asarray(Image.fromarray(astronaut()).resize((64, 64)))
     result = compute_privacy([face], [face], protocol="paper", faces=False, text=False, race=False,
-                             vlm_model=folder, local_files_only=True, progress=False)
+                             vlm_model=folder, local_files_only=True, progress=False, judge_max_new_tokens=16)
     # A random model writes no "Score:" line: counted as unparsed, never guessed.
     assert result["vlm_score"] is None and result["vlm_unparsed"] == 1
     assert result["models"]["judge"]["id"] == folder and "two images" in result["models"]["judge"]["rubric"]

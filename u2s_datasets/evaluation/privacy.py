@@ -254,7 +254,7 @@ def compute_privacy(predictions: list, references: list, *, protocol: str = "pro
                     arcface_model_file: Optional[str] = None, face_pack: Optional[str] = None,
                     face_pack_revision: Optional[str] = None, text_reader: Optional[str] = None,
                     text_threshold: float = 0.5, demographics: Optional[str] = None, race: Optional[bool] = None,
-                    judge: Optional[bool] = None,
+                    judge: Optional[bool] = None, judge_max_new_tokens: int = 512,
                     vlm_backend: str = "transformers", vlm_model: Optional[str] = None, vlm_revision: Optional[str] = None,
                     openai_base_url: Optional[str] = None, openai_model: Optional[str] = None,
                     clip_model: Optional[str] = None, clip_revision: Optional[str] = None, device: Optional[str] = None,
@@ -328,7 +328,7 @@ def compute_privacy(predictions: list, references: list, *, protocol: str = "pro
     if labeler is not None:
         models["demographics"] = labeler.describe()
     if judge:
-        vlm_judge = PairJudge(chat) if paper else VLMJudge(chat)
+        vlm_judge = PairJudge(chat, judge_max_new_tokens) if paper else VLMJudge(chat)
         models["judge"] = vlm_judge.describe()
     if chat is not None and (race or text_reader == "vlm"):
         models["vlm"] = chat.describe()
@@ -392,11 +392,11 @@ def compute_privacy(predictions: list, references: list, *, protocol: str = "pro
 class PairJudge:
     """The paper's VLMScore: original and safe image as two images, a two-step rubric, 0-100."""
 
-    def __init__(self, questions):
-        self.questions = questions
+    def __init__(self, questions, max_new_tokens: int = 512):
+        self.questions, self.max_new_tokens = questions, max_new_tokens
 
     def __call__(self, original: Image.Image, safe: Image.Image) -> dict:
-        return judge_pair(self.questions.chat, original, safe)
+        return judge_pair(self.questions.chat, original, safe, self.max_new_tokens)
 
     def describe(self) -> dict:
         return {"rubric": "two images, two steps (list identifying elements, check each), score 0-100",
