@@ -10,6 +10,8 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: setup.py constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q -c constraints.txt -e ".[test]"
+	# lpips only ships LPIPS's linear heads here; its metadata asks for torchvision, which must never come in
+	$(PY) -m pip install -q -c constraints.txt --no-deps lpips
 	@! $(PY) -m pip show -q torchvision 2>/dev/null || (echo "torchvision must not be installed" && exit 1)
 	touch $@
 

@@ -54,6 +54,7 @@ setup(
         "accelerate",
         "evaluate>=0.4",
         "tqdm",
+        "openai>=1.0",  # the client for OpenAI-compatible servers (stage 1 and the evaluation VLM)
         # local preset: detectors that ship their weights
         "opencv-python>=5.0",
         "onnxruntime",
@@ -73,7 +74,7 @@ setup(
         "jinja2",  # pages: review, demo, evaluation report
     ],
     extras_require={
-        "test": ["pytest", "pytest-timeout", "ray[data]", "peft>=0.17", "selenium", "nbclient", "nbformat", "ipykernel"],
+        "test": ["pytest", "pytest-timeout", "ray[data]", "peft>=0.17", "selenium", "nbclient", "nbformat", "ipykernel", "onnx"],
         "train": ["peft>=0.17"],
         "ray": ["ray[data]"],
     },

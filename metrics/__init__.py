@@ -24,7 +24,7 @@ import time
 from typing import List, Optional
 
 # script name -> the metric class it defines
-CLASSES = {"privacy": "Privacy", "quality": "Quality", "cheating": "Cheating", "utility": "Utility"}
+CLASSES = {"privacy": "Privacy", "quality": "Quality", "cheating": "Cheating", "utility": "Utility", "flags": "Flags"}
 NAMES = tuple(CLASSES)
 NAMESPACE = "u2s"
 _HERE = os.path.dirname(os.path.abspath(__file__))

@@ -10,7 +10,7 @@ import pytest
 from photos import astronaut, chelsea
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NAMES = ("privacy", "quality", "cheating", "utility")
+NAMES = ("privacy", "quality", "cheating", "utility", "flags")
 
 
 def test_load_from_a_checkout_and_combine(tmp_path):

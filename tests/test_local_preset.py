@@ -109,6 +109,7 @@ def test_output_schema_is_exact(photo_dataset):
         "private_caption": datasets.Value("string"),
         "public_caption": datasets.Value("string"),
         "edit_instruction": datasets.Value("string"),
+        "target_caption": datasets.Value("string"),
         "privacy_regions": datasets.List(
             {"category": datasets.Value("string"), "box": datasets.List(datasets.Value("float32"), length=4), "score": datasets.Value("float32")}
         ),

@@ -40,11 +40,11 @@ def test_paper_preset_end_to_end(ip2p_folder, dual_prompt):
         transform = Unsafe2Safe(
             preset="paper", stage1_backend="openai", openai_base_url=server.url, vlm_model="served-vlm",
             llm_model="served-llm", editor_model=ip2p_folder, edit_scope="regions", edit_resolution=64,
-            num_inference_steps=2, dual_prompt=dual_prompt,
+            num_inference_steps=2, dual_prompt=dual_prompt, vlm_box_format="pixels",
         )
         out = ds.map(transform, batched=True, batch_size=3, features=transform.features(ds.features))
     astronaut, coffee, hopper = out
-    assert transform.config.edit.editor == "ip2p" and transform.config.inspect.vlm_box_format == "pixels"
+    assert transform.config.edit.editor == "ip2p" and transform.config.edit.editor_model == ip2p_folder
     assert astronaut["u2s_status"] == "edited" and astronaut["edit_instruction"] == INSTRUCTION["instruction"]
     assert astronaut["public_caption"] == ASTRONAUT_ANSWER["public_caption"]
     safe, original = np.asarray(astronaut["safe_image"].convert("RGB")), np.asarray(PHOTOS["astronaut"])

@@ -160,7 +160,7 @@ def test_good_path_through_ds_map(monkeypatch):
     instructions = [r for r in server.requests if _image_in(r) is None]
     assert {r["model"] for r in inspections} == {"served-vlm"} and {r["model"] for r in instructions} == {"served-llm"}
     assert all(r["temperature"] == 0 and r["max_tokens"] == 300 for r in inspections)
-    assert all(h.get("Authorization") == "Bearer secret-123" for h in server.headers)
+    assert all({k.lower(): v for k, v in h.items()}.get("authorization") == "Bearer secret-123" for h in server.headers)
     assert "people_faces" in _text_of(inspections[0])
     # Only private rows reach the instruction writer, and it never sees the private caption.
     assert len(instructions) == 2

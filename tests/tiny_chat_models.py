@@ -99,3 +99,35 @@ def save_tiny_idefics3(folder, seed: int = 0) -> str:
     Idefics3ForConditionalGeneration(config).save_pretrained(folder)
     processor.save_pretrained(folder)
     return str(folder)
+
+
+def save_tiny_internvl(folder, seed: int = 0) -> str:
+    """transformers' native InternVL architecture (the paper's inspector and judge), tiny and random."""
+    from transformers import InternVLConfig, InternVLForConditionalGeneration
+    from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
+
+    from u2s_datasets.models.internvl import InternVLImageProcessor
+
+    base = char_tokenizer()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=base.backend_tokenizer, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+        extra_special_tokens={"start_image_token": "<img>", "end_image_token": "</img>",
+                              "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>"},
+    )
+    template = CHAT_TEMPLATE.replace("<image>", "<IMG_CONTEXT>")
+    tokenizer.chat_template = template
+    processor = InternVLImageProcessor(
+        image_processor=GotOcr2ImageProcessorPil(size={"height": 32, "width": 32}, crop_to_patches=False),
+        tokenizer=tokenizer, image_seq_length=4, chat_template=template,
+    )
+    config = InternVLConfig(
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=[32, 32], patch_size=[8, 8]),
+        text_config=_llama(len(tokenizer)).to_dict(),
+        image_token_id=tokenizer.context_image_token_id,
+        downsample_ratio=0.5,
+    )
+    torch.manual_seed(seed)
+    InternVLForConditionalGeneration(config).save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return str(folder)

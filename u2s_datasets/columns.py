@@ -8,6 +8,7 @@ PRIVACY_CATEGORIES = "privacy_categories"
 PRIVATE_CAPTION = "private_caption"
 PUBLIC_CAPTION = "public_caption"
 EDIT_INSTRUCTION = "edit_instruction"
+TARGET_CAPTION = "target_caption"  # the scene after the edit, in one prompt (single-prompt editors)
 PRIVACY_REGIONS = "privacy_regions"
 STATUS = "u2s_status"
 
@@ -27,6 +28,7 @@ OUTPUT_FEATURES = Features(
         PRIVATE_CAPTION: Value("string"),
         PUBLIC_CAPTION: Value("string"),
         EDIT_INSTRUCTION: Value("string"),
+        TARGET_CAPTION: Value("string"),
         PRIVACY_REGIONS: List({"category": Value("string"), "box": List(Value("float32"), length=4), "score": Value("float32")}),
         STATUS: Value("string"),
     }

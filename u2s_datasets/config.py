@@ -32,6 +32,8 @@ class InspectConfig:
     vlm_box_format: str = "normalized_1000"  # how the VLM writes boxes: "normalized_1000" | "pixels" (of the image as sent)
     vlm_max_image_side: int = 1024  # images are scaled down to this longest side before the VLM sees them
     stage1_batch_size: int = 8  # conversations per generate() call (transformers backends)
+    flag_pass: bool = False  # ask for the verdict alone first, as the paper does; private when either answer says so
+    flag_max_new_tokens: int = 128
     # openai-compatible endpoint (vLLM, SGLang, TGI, Ollama)
     openai_base_url: Optional[str] = None  # e.g. "http://localhost:8000/v1"
     openai_model: Optional[str] = None  # the VLM's name on the server; None: vlm_model
@@ -132,6 +134,7 @@ _RANGES = {
     "edit_batch_size": (1, None),
     "stage1_batch_size": (1, None),
     "max_new_tokens": (1, None),
+    "flag_max_new_tokens": (1, None),
     "instruct_max_new_tokens": (1, None),
     "vlm_max_image_side": (8, None),
     "openai_concurrency": (1, None),
@@ -242,13 +245,20 @@ PRESETS = {
     # Revisions are pinned by field; "main" until a release fixes commit hashes (docs/stage1.md).
     "paper": U2SConfig(
         preset="paper",
-        # Qwen2.5-VL writes boxes in pixels of the image it was shown, not 0-1000 (docs/stage1.md).
+        # The paper's stage-1 models. InternVL2.5-8B is published as remote code: the transformers backend
+        # names the way to a native checkpoint or a server (docs/stage1.md); vLLM serves it as is.
         inspect=InspectConfig(
-            stage1_backend="transformers", vlm_model="Qwen/Qwen2.5-VL-7B-Instruct", vlm_revision="main", vlm_box_format="pixels"
+            stage1_backend="transformers", vlm_model="OpenGVLab/InternVL2_5-8B", vlm_revision="main",
+            vlm_box_format="normalized_1000", max_new_tokens=1024,
         ),
-        instruct=InstructConfig(instructor="llm", llm_model="Qwen/Qwen2.5-7B-Instruct", llm_revision="main"),
-        # Regions the VLM boxes are edited region-true; images without boxes are edited whole, as in the paper.
-        edit=EditConfig(editor="ip2p", editor_model="timbrooks/instruct-pix2pix"),
+        instruct=InstructConfig(instructor="llm", llm_model="Qwen/Qwen3-4B-Instruct-2507", llm_revision="main",
+                                instruct_max_new_tokens=512),
+        # MagicBrush (an InstructPix2Pix fine-tune) edits the whole image with the settings of its own editing
+        # script (512 px, 100 steps, text 7.5, image 1.5). edit_scope="regions" keeps every pixel outside the boxes.
+        edit=EditConfig(
+            editor="ip2p", editor_model="vinesmsuic/magicbrush-jul7", edit_scope="global", edit_resolution=512,
+            num_inference_steps=100, guidance_scale=7.5, image_guidance_scale=1.5,
+        ),
     ),
 }
 

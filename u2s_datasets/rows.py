@@ -56,6 +56,7 @@ class Row:
             self.instruction.instruction if self.instruction else "",
             [r.as_column() for r in inspection.regions],
             C.with_notes(self.status, notes),
+            target_caption=self.instruction.target_caption if self.instruction else "",
         )
 
     def _encoded_safe(self, output) -> bytes:
@@ -80,7 +81,7 @@ def _image(data: bytes) -> dict:
     return {"bytes": data, "path": None}
 
 
-def _row_columns(safe, is_private, categories, private_caption, public_caption, instruction, regions, status) -> dict:
+def _row_columns(safe, is_private, categories, private_caption, public_caption, instruction, regions, status, target_caption="") -> dict:
     return {
         C.SAFE_IMAGE: safe,
         C.IS_PRIVATE: is_private,
@@ -88,6 +89,7 @@ def _row_columns(safe, is_private, categories, private_caption, public_caption, 
         C.PRIVATE_CAPTION: private_caption,
         C.PUBLIC_CAPTION: public_caption,
         C.EDIT_INSTRUCTION: instruction,
+        C.TARGET_CAPTION: target_caption,
         C.PRIVACY_REGIONS: regions,
         C.STATUS: status,
     }

@@ -2,11 +2,9 @@
 
 SSIM and PSNR (scikit-image), perceptual-hash Hamming distance (DCT pHash), CLIP
 image-image similarity, and the share of pixels changed outside the private regions
-(an edit should stay inside them). LPIPS needs a torchvision backbone and is reported as
-unavailable where torchvision is not installed.
+(an edit should stay inside them). LPIPS (VGG, as the paper) when VGG16 weights are given.
 """
 
-import importlib.util
 from typing import Optional
 
 import numpy as np
@@ -66,38 +64,33 @@ def changed_outside_regions(original: np.ndarray, safe: np.ndarray, boxes: list,
     return float(changed[outside].mean())
 
 
-def lpips_status() -> str:
-    """Why LPIPS is or is not reported here. Checked without importing torchvision."""
-    if importlib.util.find_spec("torchvision") is None:
-        return "unavailable: LPIPS needs a torchvision backbone (AlexNet/VGG) and torchvision is not installed"
-    return "available"
-
-
-def lpips_scores(originals: list, safes: list) -> Optional[np.ndarray]:
-    """LPIPS (AlexNet) per pair where torchvision and its weights load; None otherwise."""
-    if lpips_status() != "available":
-        return None
+def lpips_scores(originals: list, safes: list, backbone: str, revision: Optional[str] = None,
+                 local_files_only: bool = False, device: Optional[str] = None) -> np.ndarray:
+    """LPIPS (VGG, v0.1) per pair; the backbone's weights from ``backbone`` (folder, file or hub id)."""
     import torch
-    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
 
-    try:
-        metric = LearnedPerceptualImagePatchSimilarity(net_type="alex", normalize=True)
-    except Exception:  # weights download or backbone load failed: report as unavailable
-        return None
+    from ..devices import resolve_device
+    from .cache import cached
+    from .lpips_vgg import LPIPSVGG
+
+    model = cached(LPIPSVGG.from_pretrained, backbone=backbone, revision=revision, local_files_only=local_files_only)
+    model.to(resolve_device(device, None))
+    target = model.shift.device
     scores = []
     for original, safe in zip(originals, safes):
-        a = torch.from_numpy(original).permute(2, 0, 1)[None].float() / 255.0
-        b = torch.from_numpy(safe).permute(2, 0, 1)[None].float() / 255.0
-        scores.append(float(metric(a, b)))
-        metric.reset()
+        a = torch.from_numpy(np.ascontiguousarray(original).copy()).permute(2, 0, 1)[None].float().div(255.0).to(target)
+        b = torch.from_numpy(np.ascontiguousarray(safe).copy()).permute(2, 0, 1)[None].float().div(255.0).to(target)
+        scores.append(float(model(a, b)[0]))
     return np.asarray(scores)
 
 
 def compute_cheating(predictions: list, references: list, *, regions: Optional[list] = None, clip: bool = True,
                      clip_model: Optional[str] = None, clip_revision: Optional[str] = None, device: Optional[str] = None,
-                     local_files_only: bool = False, pixel_tolerance: int = 8) -> dict:
+                     local_files_only: bool = False, pixel_tolerance: int = 8, lpips_backbone: Optional[str] = None,
+                     lpips_revision: Optional[str] = None) -> dict:
     """How much of each original survives in its safe image. ``regions``: per row, the private
-    boxes (``[x0, y0, x1, y1]`` or the ``privacy_regions`` dicts); ``clip=False`` skips CLIP."""
+    boxes (``[x0, y0, x1, y1]`` or the ``privacy_regions`` dicts); ``clip=False`` skips CLIP.
+    ``lpips_backbone``: VGG16 weights (folder, file or hub id such as ``timm/vgg16.tv_in1k``) turn LPIPS on."""
     from .cache import cached
     from .inputs import check_pairs, load_pairs, mean_or_none
 
@@ -122,18 +115,15 @@ def compute_cheating(predictions: list, references: list, *, regions: Optional[l
         per_image["changed_outside_regions"] = [
             changed_outside_regions(o, s, b, pixel_tolerance) for o, s, b in zip(originals, safes, boxes)
         ]
-    lpips = lpips_scores(originals, safes)
-    if lpips is not None:
-        per_image["lpips"] = lpips.tolist()
-        models["lpips"] = {"id": "torchmetrics LPIPS (alex)", "revision": None}
+    if lpips_backbone:
+        per_image["lpips"] = lpips_scores(originals, safes, lpips_backbone, lpips_revision, local_files_only, device).tolist()
+        models["lpips"] = {"id": f"LPIPS v0.1 VGG16 ({lpips_backbone})", "revision": lpips_revision,
+                           "heads": "lpips 0.1.4 wheel, weights/v0.1/vgg.pth"}
     result = {"num_images": n}
     for key, values in per_image.items():
         result[key] = mean_or_none(values)
-    status = lpips_status()
-    if status == "available" and lpips is None:
-        status = "unavailable: the LPIPS backbone or its weights could not load"
-    result["lpips_status"] = status
-    if lpips is None:
+    result["lpips_status"] = "computed" if lpips_backbone else "not computed: pass lpips_backbone (VGG16 weights: folder or hub id)"
+    if not lpips_backbone:
         result["lpips"] = None
     result["per_image"] = per_image
     result["models"] = models

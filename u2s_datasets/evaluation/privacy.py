@@ -25,6 +25,7 @@ from PIL import Image
 
 from .faces import cosine
 from .inputs import mean_or_none
+from .vlm_protocol import judge_pair, race_distribution, race_entropy, read_text_vlm
 
 logger = logging.getLogger(__name__)
 
@@ -32,15 +33,17 @@ logger = logging.getLogger(__name__)
 # ----------------------------------------------------------------------------- faces
 
 def face_leakage(original_faces: list, safe_faces: list, embedder) -> dict:
-    """Per-image face figures. Each original face takes its best cosine match among the safe faces."""
+    """Per-image face figures. Each original face takes its most similar face of the safe image,
+    on the embedder's own similarity scale (``embedder.similarity``; cosine when it has none)."""
+    similarity = getattr(embedder, "similarity", cosine)
     matches = []
     for face in original_faces:
         if not safe_faces:
             matches.append(None)
             continue
-        best = max(safe_faces, key=lambda s: cosine(face.embedding, s.embedding))
+        best = max(safe_faces, key=lambda s: similarity(face.embedding, s.embedding))
         matches.append({
-            "similarity": cosine(face.embedding, best.embedding),
+            "similarity": similarity(face.embedding, best.embedding),
             "distance": float(np.linalg.norm(face.embedding - best.embedding)),
             "same_identity": bool(embedder.same_identity(face.embedding, best.embedding)),
         })
@@ -242,15 +245,26 @@ class VLMJudge:
 
 # ----------------------------------------------------------------------------- the metric
 
-def compute_privacy(predictions: list, references: list, *, faces: bool = True, text: bool = True,
-                    face_embedder: str = "dlib", face_threshold: float = 0.5, arcface_model_file: Optional[str] = None,
-                    text_threshold: float = 0.5, demographics: Optional[str] = None, judge: bool = False,
+PAPER_JUDGE = "OpenGVLab/InternVL3_5-8B-HF"  # InternVL3.5-8B, the paper's judge, in transformers' native format
+PAPER_FACE_SIZE = (512, 512)  # the paper compares faces on images resized to 512x512
+
+
+def compute_privacy(predictions: list, references: list, *, protocol: str = "project", faces: bool = True,
+                    text: bool = True, face_embedder: Optional[str] = None, face_threshold: float = 0.5,
+                    arcface_model_file: Optional[str] = None, face_pack: Optional[str] = None,
+                    face_pack_revision: Optional[str] = None, text_reader: Optional[str] = None,
+                    text_threshold: float = 0.5, demographics: Optional[str] = None, race: Optional[bool] = None,
+                    judge: Optional[bool] = None, judge_max_new_tokens: int = 512,
                     vlm_backend: str = "transformers", vlm_model: Optional[str] = None, vlm_revision: Optional[str] = None,
                     openai_base_url: Optional[str] = None, openai_model: Optional[str] = None,
                     clip_model: Optional[str] = None, clip_revision: Optional[str] = None, device: Optional[str] = None,
                     local_files_only: bool = False, progress: bool = True) -> dict:
     """Privacy leakage of safe images (``predictions``) against their originals (``references``).
 
+    ``protocol="paper"`` measures as the paper does: antelopev2 faces (``face_pack``: folder or hub id)
+    on images resized to 512x512, text read by the VLM, race entropy, and the two-image VLMScore
+    rubric, with InternVL3.5-8B as the VLM unless ``vlm_model`` names another. ``"project"`` (the
+    default) runs offline: CenterFace + dlib (calibrated scale), PP-OCR, no VLM unless asked.
     ``demographics``: None, "vlm" or "clip". ``judge``: score unlinkability with the VLM.
     The VLM is ``vlm_model`` through transformers, or ``openai_model`` at ``openai_base_url``.
     """
@@ -263,25 +277,45 @@ def compute_privacy(predictions: list, references: list, *, faces: bool = True, 
     from .vlm import load_chat
 
     n = check_pairs(predictions, references)
+    if protocol not in ("project", "paper"):
+        raise ValueError(f"protocol must be 'project' or 'paper', got {protocol!r}")
+    paper = protocol == "paper"
+    face_embedder = face_embedder or ("antelopev2" if paper else "dlib")
+    text_reader = text_reader or ("vlm" if paper else "ocr")
+    race = paper if race is None else race
+    judge = paper if judge is None else judge
+    if paper and vlm_backend == "transformers" and not vlm_model:
+        vlm_model = PAPER_JUDGE
     if demographics not in (None, "vlm", "clip"):
         raise ValueError(f"demographics must be None, 'vlm' or 'clip', got {demographics!r}")
+    if text_reader not in ("ocr", "vlm"):
+        raise ValueError(f"text_reader must be 'ocr' or 'vlm', got {text_reader!r}")
     models, per_image = {}, {}
     analyzer = reader = labeler = vlm_judge = chat = None
-    if faces:
+    if faces and face_embedder == "antelopev2":
+        from .antelope import AntelopeAnalyzer
+
+        if not face_pack:
+            raise ValueError("face_embedder='antelopev2' needs face_pack: a folder or hub repository holding "
+                             "InsightFace's antelopev2 ONNX files (scrfd_10g_bnkps.onnx, glintr100.onnx)")
+        analyzer = cached(AntelopeAnalyzer, pack=face_pack, revision=face_pack_revision, face_threshold=face_threshold,
+                          local_files_only=local_files_only)
+        models["faces"] = analyzer.describe()
+    elif faces:
         embedder_options = {"model_file": arcface_model_file} if face_embedder == "arcface" else {}
         analyzer = cached(FaceAnalyzer, embedder=face_embedder, face_threshold=face_threshold, **embedder_options)
         models["faces"] = analyzer.describe()
-    if text:
+    if text and text_reader == "ocr":
         from ..inspect.detectors import TextDetector
 
         reader = cached(TextDetector, threshold=text_threshold)
         models["text"] = {"id": "rapidocr-onnxruntime (PP-OCR)", "revision": _version("rapidocr-onnxruntime")}
-    if demographics == "vlm" or judge:
+    if demographics == "vlm" or judge or race or (text and text_reader == "vlm"):
         if vlm_backend == "openai":
             chat = cached(load_chat, backend="openai", base_url=openai_base_url, model=openai_model)
         else:
             if not vlm_model:
-                raise ValueError("the VLM judge and VLM demographics need vlm_model (a hub id or local folder)")
+                raise ValueError("the VLM judge, VLM text reading and VLM demographics need vlm_model (a hub id or local folder)")
             chat = cached(load_chat, backend="transformers", model=vlm_model, revision=vlm_revision, device=device,
                           local_files_only=local_files_only)
     if demographics == "vlm":
@@ -294,16 +328,26 @@ def compute_privacy(predictions: list, references: list, *, faces: bool = True, 
     if labeler is not None:
         models["demographics"] = labeler.describe()
     if judge:
-        vlm_judge = VLMJudge(chat)
+        vlm_judge = PairJudge(chat, judge_max_new_tokens) if paper else VLMJudge(chat)
         models["judge"] = vlm_judge.describe()
+    if chat is not None and (race or text_reader == "vlm"):
+        models["vlm"] = chat.describe()
+    if text and text_reader == "vlm":
+        models["text"] = {"reader": "vlm", **chat.describe()}
 
-    face_rows, text_rows, original_labels, safe_labels, judge_rows = [], [], [], [], []
+    face_rows, text_rows, original_labels, safe_labels, judge_rows, race_rows = [], [], [], [], [], []
     for i in tqdm(range(n), desc="privacy", disable=not progress or n < 2):
         (safe,), (original,) = load_pairs([predictions[i]], [references[i]])
         if analyzer is not None:
-            face_rows.append(face_leakage(analyzer(original), analyzer(safe), analyzer.embedder))
+            face_original, face_safe = (_resized(original), _resized(safe)) if paper else (original, safe)
+            face_rows.append(face_leakage(analyzer(face_original), analyzer(face_safe), analyzer.embedder))
         if reader is not None:
             text_rows.append(text_similarity(read_text(reader, original), read_text(reader, safe)))
+        elif text and text_reader == "vlm":
+            text_rows.append(text_similarity(read_text_vlm(chat.chat, Image.fromarray(original)),
+                                             read_text_vlm(chat.chat, Image.fromarray(safe))))
+        if race:
+            race_rows.append(race_distribution(chat.chat, Image.fromarray(safe)))
         if labeler is not None or vlm_judge is not None:
             original_image, safe_image = Image.fromarray(original), Image.fromarray(safe)
             if labeler is not None:
@@ -312,13 +356,13 @@ def compute_privacy(predictions: list, references: list, *, faces: bool = True, 
             if vlm_judge is not None:
                 judge_rows.append(vlm_judge(original_image, safe_image))
 
-    result = {"num_images": n}
+    result = {"num_images": n, "protocol": protocol}
     if analyzer is not None:
         result.update(aggregate_faces(face_rows))
         for key in ("face_similarity_paper", "face_similarity", "face_survival", "reidentified", "original_faces"):
             per_image[key] = [row[key] for row in face_rows]
         result["verification_threshold"] = analyzer.embedder.describe()["verification"]
-    if reader is not None:
+    if text_rows:
         with_text = [row for row in text_rows if row["has_text"]]
         result["text_similarity"] = mean_or_none([row["text_similarity"] for row in with_text])
         result["text_token_recall"] = mean_or_none([row["text_token_recall"] for row in with_text])
@@ -329,6 +373,12 @@ def compute_privacy(predictions: list, references: list, *, faces: bool = True, 
         result["demographics"] = demographic_figures(original_labels, safe_labels, labeler.attributes)
         per_image["original_demographics"] = original_labels
         per_image["safe_demographics"] = safe_labels
+    if race:
+        entropies = [race_entropy(row["probabilities"]) if row and row["person"] else None for row in race_rows]
+        result["race_entropy"] = mean_or_none(entropies)
+        result["race_images"] = sum(e is not None for e in entropies)
+        result["race_unparsed"] = sum(row is None for row in race_rows)
+        per_image["race_entropy"] = entropies
     if vlm_judge is not None:
         scores = [row["score"] for row in judge_rows]
         result["vlm_score"] = mean_or_none(scores)
@@ -337,6 +387,24 @@ def compute_privacy(predictions: list, references: list, *, faces: bool = True, 
     result["per_image"] = per_image
     result["models"] = models
     return result
+
+
+class PairJudge:
+    """The paper's VLMScore: original and safe image as two images, a two-step rubric, 0-100."""
+
+    def __init__(self, questions, max_new_tokens: int = 512):
+        self.questions, self.max_new_tokens = questions, max_new_tokens
+
+    def __call__(self, original: Image.Image, safe: Image.Image) -> dict:
+        return judge_pair(self.questions.chat, original, safe, self.max_new_tokens)
+
+    def describe(self) -> dict:
+        return {"rubric": "two images, two steps (list identifying elements, check each), score 0-100",
+                **self.questions.describe()}
+
+
+def _resized(rgb: np.ndarray) -> np.ndarray:
+    return np.asarray(Image.fromarray(rgb).resize(PAPER_FACE_SIZE, Image.BICUBIC))
 
 
 def _version(package: str) -> str:

@@ -137,9 +137,14 @@ def utility(safe_train: list, raw_train: Optional[list], train_labels: list, tes
 def compute_utility(predictions: list, references: Optional[list], labels: list, test_images: list, test_labels: list,
                     *, backbone: str = "hist-hog", backbone_model: Optional[str] = None,
                     backbone_revision: Optional[str] = None, device: Optional[str] = None,
-                    local_files_only: bool = False, seed: int = 0) -> dict:
+                    local_files_only: bool = False, seed: int = 0, protocol: str = "project",
+                    epochs: int = 10, learning_rate: float = 1e-4, batch_size: int = 32) -> dict:
     """Train on safe (``predictions``) and raw (``references``) training images with ``labels``;
-    test both probes on the REAL ``test_images``/``test_labels``."""
+    test both on the REAL ``test_images``/``test_labels``.
+
+    ``protocol="paper"``: fine-tune an MAE ViT-B/16 classifier (``backbone_model``, default
+    ``facebook/vit-mae-base``) for ``epochs`` instead of a linear probe on frozen features. The safe
+    training set is the ``safe_image`` column: private rows edited, the others the originals."""
     from .cache import cached
     from .inputs import as_rgb, check_same_length
 
@@ -157,6 +162,17 @@ def compute_utility(predictions: list, references: Optional[list], labels: list,
     safe = [as_rgb(v, f"predictions[{i}] (safe training image)") for i, v in enumerate(predictions)]
     raw = [as_rgb(v, f"references[{i}] (raw training image)") for i, v in enumerate(references)] if references is not None else None
     test = [as_rgb(v, f"test_images[{i}]") for i, v in enumerate(test_images)]
+    if protocol not in ("project", "paper"):
+        raise ValueError(f"protocol must be 'project' or 'paper', got {protocol!r}")
+    if protocol == "paper":
+        from .finetune import DEFAULT_MAE, MAEFineTuner
+
+        tuner = MAEFineTuner(backbone_model or DEFAULT_MAE, backbone_revision, epochs=epochs, learning_rate=learning_rate,
+                             batch_size=batch_size, device=device, local_files_only=local_files_only)
+        result = finetuned_utility(safe, raw, list(labels), test, list(test_labels), tuner, seed)
+        result["models"] = {"backbone": tuner.describe()}
+        result["protocol"] = protocol
+        return result
     if backbone == "hist-hog":
         extractor = HistHogFeatures()
     elif backbone == "transformers":
@@ -168,4 +184,26 @@ def compute_utility(predictions: list, references: Optional[list], labels: list,
         raise ValueError(f"unknown utility backbone {backbone!r}; available: hist-hog, transformers")
     result = utility(safe, raw, list(labels), test, list(test_labels), extractor, seed)
     result["models"] = {"backbone": extractor.describe(), "probe": "scikit-learn LogisticRegression on standardised features"}
+    result["protocol"] = protocol
+    return result
+
+
+def finetuned_utility(safe_train: list, raw_train: Optional[list], train_labels: list, test_images: list,
+                      test_labels: list, tuner, seed: int = 0) -> dict:
+    """Accuracy on the real test split of classifiers fine-tuned on safe and on raw training images."""
+    test_y = np.asarray(test_labels, dtype=object)
+    safe_predictions = np.asarray(tuner.fit_predict(safe_train, train_labels, test_images, seed), dtype=object)
+    result = {
+        "safe_accuracy": float(np.mean(safe_predictions == test_y)),
+        "per_image": {"safe_correct": [bool(v) for v in safe_predictions == test_y]},
+        "n_train": len(train_labels),
+        "n_test": len(test_labels),
+        "n_classes": len(set(train_labels)),
+        "chance_accuracy": float(max(np.mean(test_y == c) for c in set(test_labels))),
+    }
+    if raw_train is not None:
+        raw_predictions = np.asarray(tuner.fit_predict(raw_train, train_labels, test_images, seed), dtype=object)
+        result["raw_accuracy"] = float(np.mean(raw_predictions == test_y))
+        result["accuracy_ratio"] = result["safe_accuracy"] / result["raw_accuracy"] if result["raw_accuracy"] > 0 else None
+        result["per_image"]["raw_correct"] = [bool(v) for v in raw_predictions == test_y]
     return result

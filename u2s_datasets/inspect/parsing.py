@@ -200,6 +200,18 @@ def parse_inspection(text, image_size, box_format: str = "normalized_1000", sent
     return inspection_from_object(obj, image_size, box_format, sent_size, truncated=truncated)
 
 
+FLAG_LABELS = {key: INSPECTION_LABELS[key] for key in ("is_private", "categories")}
+
+
+def parse_flag(text) -> tuple:
+    """A flagging answer -> ``(is_private, categories)``. Recall first: no verdict or an unsure one is private."""
+    obj, _ = _extract(text, FLAG_LABELS)
+    fields = _normalise_keys(obj)
+    verdict = _verdict(fields.get("is_private"))
+    categories = _categories(fields.get("categories"))
+    return (True if verdict is None else verdict or bool(categories)), categories
+
+
 def inspection_from_object(obj: dict, image_size, box_format="normalized_1000", sent_size=None, truncated=False) -> Inspection:
     """A parsed answer -> ``Inspection``. ``truncated``: the answer was cut off, so its boxes may be incomplete.
 

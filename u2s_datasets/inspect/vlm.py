@@ -7,7 +7,7 @@ from PIL import Image
 from .. import prompts
 from ..models.chat import TransformersChat, assistant_message, user_message
 from ..records import Inspection
-from .parsing import AnswerError, parse_inspection
+from .parsing import AnswerError, parse_flag, parse_inspection
 
 logger = logging.getLogger(__name__)
 
@@ -24,9 +24,42 @@ class ChatInspector:
         self.max_new_tokens = settings.max_new_tokens
         self.box_format = settings.vlm_box_format
         self.max_side = settings.vlm_max_image_side
+        self.flag_pass = getattr(settings, "flag_pass", False)
+        self.flag_max_new_tokens = getattr(settings, "flag_max_new_tokens", 128)
 
     def inspect(self, images: list, class_labels: list) -> list:
         sent = [_fit(image, self.max_side) for image in images]
+        results = self._inspect(images, sent, class_labels)
+        if self.flag_pass:
+            results = [_with_flag(result, flag) for result, flag in zip(results, self._flags(sent, class_labels))]
+        return results
+
+    def _flags(self, sent: list, class_labels: list) -> list:
+        """The separate verdict per image: ``(is_private, categories)``; unusable twice reads as private."""
+        conversations = [[user_message(prompts.flag_prompt(label), image)] for image, label in zip(sent, class_labels)]
+        answers = self.chat.generate(conversations, self.flag_max_new_tokens)
+        flags, problems = [], {}
+        for i, answer in enumerate(answers):
+            try:
+                flags.append(parse_flag(answer))
+            except AnswerError as e:
+                flags.append(None)
+                problems[i] = str(e)
+        if problems:
+            indices = sorted(problems)
+            repairs = [
+                conversations[i] + [assistant_message(answers[i]), user_message(prompts.flag_repair_prompt(problems[i]))]
+                for i in indices
+            ]
+            for i, answer in zip(indices, self.chat.generate(repairs, self.flag_max_new_tokens)):
+                try:
+                    flags[i] = parse_flag(answer)
+                except AnswerError as e:
+                    logger.info("flag answer unusable after one repair request (%s); the image counts as private", e)
+                    flags[i] = (True, [])
+        return flags
+
+    def _inspect(self, images: list, sent: list, class_labels: list) -> list:
         conversations = [
             [user_message(prompts.inspection_prompt(label, self.box_format, image.size), image)]
             for image, label in zip(sent, class_labels)
@@ -72,6 +105,16 @@ class TransformersInspector(ChatInspector):
         )
         self.model_id, self.revision = settings.vlm_model, settings.vlm_revision
         super().__init__(chat, settings)
+
+
+def _with_flag(inspection: Inspection, flag: tuple) -> Inspection:
+    """Recall first: private when the flag or the inspection says so. A flag the inspection did not
+    confirm has no boxes, so the whole image is edited."""
+    flagged, categories = flag
+    if inspection.error is not None or inspection.is_private or not flagged:
+        return inspection
+    return Inspection(is_private=True, categories=list(categories), private_caption=inspection.private_caption,
+                      public_caption=inspection.public_caption)
 
 
 def _fit(image: Image.Image, max_side: int) -> Image.Image:

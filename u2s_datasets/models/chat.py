@@ -43,7 +43,8 @@ class TransformersChat:
     ``AutoTokenizer`` + ``AutoModelForCausalLM``.
     """
 
-    def __init__(self, model, processor, device: str, batch_size: int, vision: bool, name: str = ""):
+    def __init__(self, model, processor, device: str, batch_size: int, vision: bool, name: str = "", processor_kwargs=None):
+        self.processor_kwargs = dict(processor_kwargs or {})
         self.model = model
         self.processor = processor
         self.device = device
@@ -61,7 +62,9 @@ class TransformersChat:
     @classmethod
     def load(cls, model_id: str, revision: Optional[str], settings, rank=None, vision: bool = True, batch_size: int = 8, role="model"):
         """Load ``model_id`` (hub id or local folder) as ``settings`` (a ``ModelConfig``) says."""
-        from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
+        from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer, PretrainedConfig
+
+        from . import internvl
 
         if not model_id:
             raise ValueError(f"No {role} model is set; pass it by hub id or local folder.")
@@ -78,7 +81,16 @@ class TransformersChat:
         auto_model = AutoModelForImageTextToText if vision else AutoModelForCausalLM
         auto_processor = AutoProcessor if vision else AutoTokenizer
         logger.info("loading %s model %s (revision %s) on %s as %s", role, model_id, revision, device, dtype)
+        processor_kwargs = {}
         try:
+            # The raw config.json: its model_type is readable even where the class is remote code.
+            raw_config = PretrainedConfig.get_config_dict(model_id, revision=revision, local_files_only=settings.local_files_only)[0]
+            model_type = raw_config.get("model_type") if vision else None
+            if model_type in internvl.REMOTE_CODE_TYPES:
+                raise ValueError(internvl.remote_code_message(model_id))
+            if model_type == "internvl":
+                # One 448-pixel tile per image, as the paper runs InternVL; the processor needs no torchvision.
+                auto_processor, processor_kwargs = internvl.InternVLImageProcessor, {"crop_to_patches": False}
             processor = auto_processor.from_pretrained(model_id, **common)
             model = auto_model.from_pretrained(model_id, **model_kwargs)
         except OSError as e:
@@ -91,7 +103,7 @@ class TransformersChat:
         elif not settings.device_map:
             model.to(device)
         model.eval()
-        return cls(model, processor, device, batch_size, vision, name=model_id)
+        return cls(model, processor, device, batch_size, vision, name=model_id, processor_kwargs=processor_kwargs)
 
     def generate(self, conversations: list, max_new_tokens: int) -> list:
         answers = []
@@ -103,7 +115,7 @@ class TransformersChat:
         import torch
 
         if self.vision:
-            inputs = _apply_template(self.processor, conversations)
+            inputs = _apply_template(self.processor, conversations, self.processor_kwargs)
         else:
             # Text-only chat templates expect plain string content.
             flat = [[{"role": m["role"], "content": message_text(m)} for m in conv] for conv in conversations]
@@ -128,11 +140,11 @@ class TransformersChat:
         return self.device
 
 
-def _apply_template(processor, conversations):
+def _apply_template(processor, conversations, extra=None):
     options = {"add_generation_prompt": True, "tokenize": True, "return_dict": True, "return_tensors": "pt"}
     if "processor_kwargs" in inspect.signature(processor.apply_chat_template).parameters:
-        return processor.apply_chat_template(conversations, processor_kwargs={"padding": True}, **options)
-    return processor.apply_chat_template(conversations, padding=True, **options)
+        return processor.apply_chat_template(conversations, processor_kwargs={"padding": True, **(extra or {})}, **options)
+    return processor.apply_chat_template(conversations, padding=True, **(extra or {}), **options)
 
 
 def _to(value, device, dtype):

@@ -1,24 +1,26 @@
 """A chat model behind any OpenAI-compatible ``/chat/completions`` endpoint (vLLM, SGLang, TGI, Ollama).
 
-Standard library only: ``urllib`` for HTTP, a thread pool for bounded concurrency.
-Every request has a timeout; connection failures, timeouts, 429 and 5xx answers are
-retried with exponential backoff, then raise ``EndpointError`` with what happened.
+Requests go through the ``openai`` client with ``base_url`` set to the server (huggingface_hub's
+``InferenceClient`` refuses every request, loopback included, while ``HF_HUB_OFFLINE=1``); a
+thread pool bounds how many run at once. Every request has a timeout; connection failures,
+timeouts, 429 and 5xx answers are retried with exponential backoff, then raise ``EndpointError``
+with what happened.
 """
 
 import base64
 import io
-import json
 import logging
 import os
-import socket
+import threading
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+
+import openai
 
 logger = logging.getLogger(__name__)
 
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+NO_KEY = "EMPTY"  # what local servers (vLLM, SGLang) accept when they need no key
 
 
 class EndpointError(RuntimeError):
@@ -67,17 +69,29 @@ class OpenAIChat:
         self.max_retries = max(0, int(max_retries))
         self.backoff = float(backoff)
         self.image_format = image_format
+        self._clients, self._lock = {}, threading.Lock()
+
+    def client(self) -> openai.OpenAI:
+        """The client for the current ``base_url`` (an instructor may point the same settings at another server).
+
+        Its own retries are off: ``_complete`` retries with this class's backoff and error messages."""
+        with self._lock:
+            if self.base_url not in self._clients:
+                self._clients[self.base_url] = openai.OpenAI(
+                    base_url=self.base_url, api_key=self.api_key or NO_KEY, timeout=self.timeout, max_retries=0
+                )
+            return self._clients[self.base_url]
 
     def check_reachable(self):
         """Fail early and clearly when nothing listens at ``base_url``; any HTTP answer counts as up."""
-        request = urllib.request.Request(f"{self.base_url}/models", headers=self._headers())
         try:
-            with urllib.request.urlopen(request, timeout=min(self.timeout, 10.0)):
-                pass
-        except urllib.error.HTTPError:
+            self.client().with_options(timeout=min(self.timeout, 10.0)).models.list()
+        except openai.APIStatusError:
             pass
-        except (urllib.error.URLError, OSError) as e:
+        except openai.APIConnectionError as e:
             raise EndpointError(f"Cannot reach the chat endpoint {self.base_url}: {_reason(e)}. Is the server running?") from None
+        except openai.APIResponseValidationError:
+            pass
 
     def generate(self, conversations: list, max_new_tokens: int) -> list:
         if len(conversations) <= 1 or self.concurrency == 1:
@@ -86,53 +100,53 @@ class OpenAIChat:
             return list(pool.map(lambda c: self._complete(c, max_new_tokens), conversations))
 
     def _complete(self, conversation, max_new_tokens) -> str:
-        body = {"model": self.model, "messages": to_openai_messages(conversation, self.image_format), "max_tokens": int(max_new_tokens), "temperature": 0}
-        reply = self._post("/chat/completions", body)
-        try:
-            content = reply["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError):
-            raise EndpointError(f"{self.base_url} sent a reply without choices[0].message.content: {str(reply)[:200]}") from None
-        if isinstance(content, list):
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        return content or ""
-
-    def _post(self, path: str, body: dict) -> dict:
-        url = self.base_url + path
-        data = json.dumps(body).encode("utf-8")
+        url = f"{self.base_url}/chat/completions"
+        messages = to_openai_messages(conversation, self.image_format)
         problem = None
         for attempt in range(self.max_retries + 1):
             if attempt:
                 delay = self.backoff * 2 ** (attempt - 1)
                 logger.warning("%s: %s; retry %d of %d in %.1fs", url, problem, attempt, self.max_retries, delay)
                 time.sleep(delay)
-            request = urllib.request.Request(url, data=data, headers=self._headers(), method="POST")
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return json.loads(response.read().decode("utf-8"))
-            except urllib.error.HTTPError as e:
-                detail = e.read()[:300].decode("utf-8", "replace")
-                problem = f"HTTP {e.code} {e.reason}: {detail}"
-                if e.code not in _RETRY_STATUS:
+                reply = self.client().chat.completions.create(
+                    model=self.model, messages=messages, max_tokens=int(max_new_tokens), temperature=0
+                )
+            except openai.APIStatusError as e:
+                problem = f"HTTP {e.status_code}: {str(e.body if e.body is not None else e.message)[:300]}"
+                if e.status_code not in _RETRY_STATUS:
                     raise EndpointError(f"{url} refused the request: {problem}") from None
-            except (TimeoutError, socket.timeout):
+                continue
+            except openai.APITimeoutError:
                 problem = f"no answer within {self.timeout:g}s"
-            except (urllib.error.URLError, ConnectionError, OSError) as e:
+                continue
+            except openai.APIConnectionError as e:
                 problem = _reason(e)
-            except ValueError as e:
-                problem = f"the reply is not JSON ({e})"
+                continue
+            except (openai.APIResponseValidationError, ValueError) as e:
+                problem = f"the reply is not usable JSON ({e})"
+                continue
+            return _content(reply, self.base_url)
         raise EndpointError(f"{url} failed after {self.max_retries + 1} attempts: {problem}")
 
-    def _headers(self) -> dict:
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        return headers
+
+def _content(reply, base_url) -> str:
+    try:
+        content = reply.choices[0].message.content
+    except (AttributeError, IndexError, KeyError, TypeError):
+        raise EndpointError(f"{base_url} sent a reply without choices[0].message.content: {str(reply)[:200]}") from None
+    if isinstance(content, list):
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content or ""
 
 
 def _reason(error) -> str:
-    reason = getattr(error, "reason", error)
-    if isinstance(reason, (TimeoutError, socket.timeout)):
+    cause = error.__cause__ or error
+    while cause.__cause__ is not None or (cause.__context__ is not None and not cause.args):
+        cause = cause.__cause__ or cause.__context__
+    text = str(cause)
+    if isinstance(error, openai.APITimeoutError):
         return "timed out"
-    if isinstance(reason, ConnectionRefusedError):
+    if "refused" in text.lower() or "Errno 111" in text:
         return "connection refused"
-    return str(reason) or type(reason).__name__
+    return text or type(cause).__name__

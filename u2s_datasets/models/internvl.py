@@ -1,0 +1,45 @@
+"""InternVL (the paper's inspector and judge) through transformers' native architecture, without torchvision.
+
+transformers' ``InternVLProcessor`` also builds a video processor, and that needs torchvision,
+which this package never installs. Images alone need only the image processor and the
+tokenizer: this processor is InternVL's own with the video part left out. Checkpoints in the
+native format are the converted ones (``OpenGVLab/InternVL3_5-8B-HF``, ``OpenGVLab/InternVL3-8B-hf``);
+the original releases (``OpenGVLab/InternVL2_5-8B``) are remote code (``internvl_chat``); the
+8B one's language model is InternLM2, for which transformers has no native class, so it cannot be
+converted either: vLLM and LMDeploy run it as published.
+"""
+
+import re
+
+from transformers import InternVLProcessor
+from transformers.processing_utils import ProcessorMixin
+
+REMOTE_CODE_TYPES = ("internvl_chat",)
+
+
+class InternVLImageProcessor(InternVLProcessor):
+    """``InternVLProcessor`` for images only: the same prompts and image tokens, no video processor."""
+
+    def __init__(self, image_processor=None, tokenizer=None, image_seq_length: int = 256, chat_template=None, **kwargs):
+        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template, **kwargs)
+        self.image_seq_length = image_seq_length
+        self.start_image_token = tokenizer.start_image_token
+        self.end_image_token = tokenizer.end_image_token
+        self.start_image_token_id = tokenizer.start_image_token_id
+        self.end_image_token_id = tokenizer.end_image_token_id
+        self.image_token = tokenizer.context_image_token
+        self.video_token = tokenizer.video_token
+        self.image_token_id = tokenizer.context_image_token_id
+        self.multimodal_pattern = re.compile(
+            f"(?P<image>{re.escape(self.image_token)})|(?P<video>{re.escape(self.video_token)})"
+        )
+
+
+def remote_code_message(model_id: str) -> str:
+    return (
+        f"{model_id!r} is stored in InternVL's own remote-code format (internvl_chat), which the transformers "
+        "backend does not run (InternVL2.5-8B's language model, InternLM2, has no native transformers class). "
+        "Serve it with vLLM or LMDeploy (both run it as published) and pass stage1_backend='openai', "
+        "openai_base_url=..., or use a checkpoint in transformers' native InternVL format (for example "
+        "'OpenGVLab/InternVL3_5-8B-HF')."
+    )
