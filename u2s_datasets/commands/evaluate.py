@@ -36,6 +36,10 @@ def register(subparsers):
     parser.add_argument("--clip-model", help="CLIP hub id or folder (quality, cheating)")
     parser.add_argument("--clip-revision")
     parser.add_argument("--no-clip", action="store_true", help="cheating: skip CLIP image similarity")
+    parser.add_argument("--protocol", choices=("project", "paper"), default="project",
+                        help="paper: the published protocol, figures comparable with the paper's tables (docs/evaluation.md)")
+    parser.add_argument("--face-pack", help="privacy, paper protocol: the antelopev2 folder or hub id (SCRFD + ArcFace ONNX)")
+    parser.add_argument("--lpips-backbone", help="cheating: VGG16 weights (hub id or folder) for LPIPS-VGG")
     parser.add_argument("--judge-model", help="privacy: transformers VLM for the unlinkability judge")
     parser.add_argument("--judge-revision")
     parser.add_argument("--utility-backbone", default="hist-hog", choices=("hist-hog", "transformers"))
@@ -86,11 +90,12 @@ def _compute(args, metric, rows) -> dict:
             from ..evaluation.privacy import compute_privacy
 
             judge = dict(judge=True, vlm_model=args.judge_model, vlm_revision=args.judge_revision) if args.judge_model else {}
-            return compute_privacy(rows["safe"], rows["original"], **judge, **model)
+            return compute_privacy(rows["safe"], rows["original"], protocol=args.protocol, face_pack=args.face_pack, **judge, **model)
         if metric == "cheating":
             from ..evaluation.cheating import compute_cheating
 
-            return compute_cheating(rows["safe"], rows["original"], regions=rows.get("regions"), clip=not args.no_clip, **clip, **model)
+            return compute_cheating(rows["safe"], rows["original"], regions=rows.get("regions"), clip=not args.no_clip,
+                                    lpips_backbone=args.lpips_backbone, **clip, **model)
         if metric == "quality":
             from ..evaluation.quality import compute_quality
 
@@ -257,5 +262,5 @@ def _utility(args, model) -> dict:
         _column(test, args.image_column, "the test split"),
         _column(test, args.label_column, "the test split"),
         backbone=args.utility_backbone, backbone_model=args.backbone_model, backbone_revision=args.backbone_revision,
-        **model,
+        protocol=args.protocol, **model,
     )

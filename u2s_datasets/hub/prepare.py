@@ -118,7 +118,7 @@ def _without_failed_rows(ds, name, drop_failed):
 
 def _warn_about_generated_text(ds, name):
     """Captions and instructions a model wrote are published; one that quotes an address or a URL is worth a look."""
-    generated = audit_columns(ds, [C.PUBLIC_CAPTION, C.EDIT_INSTRUCTION], keep_text_with_paths=True)
+    generated = audit_columns(ds, [C.PUBLIC_CAPTION, C.EDIT_INSTRUCTION, C.TARGET_CAPTION], keep_text_with_paths=True)
     for finding in generated.text:
         urls = sum(f.urls for f in generated.paths if f.field == finding.field)
         found = [f"{n} {what}" for n, what in ((finding.emails, "e-mail addresses"), (finding.phones, "phone numbers"),
