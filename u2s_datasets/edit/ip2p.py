@@ -10,7 +10,6 @@ import torch
 
 from .diffusion import DiffusionEditor
 from .dual_prompt import find_dual_prompt, install_dual_prompt, load_dual_prompt, saved_dual_prompt_config
-from .ip2p_sampler import sample_ip2p
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +63,8 @@ class InstructPix2PixEditor(DiffusionEditor):
             self.dual, self.dual_mode = True, mode
 
     def _run(self, requests, images, generators, size):
+        from .ip2p_sampler import sample_ip2p
+
         cond = self.encode_text([r.instruction.instruction for r in requests])
         uncond = self.encode_text([""] * len(requests))
         if self.dual:
