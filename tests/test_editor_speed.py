@@ -125,7 +125,17 @@ def test_fast_path_loads_an_lcm_lora_from_a_folder_and_edits_in_four_steps(pipe,
     assert np.abs(edited - without_lora).max() >= 4  # the adapter did change the edit
 
 
-def test_deterministic_mode_gives_identical_bytes_whatever_the_batch(folders):
+@pytest.fixture
+def restore_kernel_settings():
+    """Deterministic mode changes process-wide settings; the tests after this one get theirs back."""
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    yield
+    torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[2], saved[3]
+
+
+def test_deterministic_mode_gives_identical_bytes_whatever_the_batch(folders, restore_kernel_settings):
     rng = np.random.default_rng(1)
     inspection = Inspection(True, ["people_faces"], public_caption="a person")
     requests = [EditRequest(Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)), inspection,

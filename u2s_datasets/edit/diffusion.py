@@ -71,6 +71,8 @@ class DiffusionEditor:
         self._prepare(self.pipe)
         if self.model_settings.fp8:
             quantize_fp8(getattr(self.pipe, self.denoiser), self.device)
+        if self.model_settings.torch_compile:  # last: it compiles the model as quantized and prepared
+            getattr(self.pipe, self.denoiser).compile(fullgraph=False)
 
     def _default_guidance(self) -> float:
         return self.default_guidance
@@ -121,8 +123,6 @@ class DiffusionEditor:
             pipe.enable_model_cpu_offload(device=self.device)
         else:
             pipe.to(self.device)
-        if self.model_settings.torch_compile:
-            getattr(pipe, self.denoiser).compile(fullgraph=False)
         return pipe
 
     def _prepare(self, pipe):
