@@ -127,6 +127,10 @@ class Unsafe2Safe:
         for row in rows:
             self._raise_if_asked(row)
         to_edit = [r for r in private if r.error is None]
+        settings = self.config.edit
+        for row in to_edit:
+            boxes = [r.box for r in row.inspection.regions]
+            row.mask = region_mask(row.rgb.size, boxes, settings.region_margin, settings.feather) if settings.edit_scope == "regions" else None
         editing = {id(r) for r in to_edit}
         for row in rows:
             if id(row) not in editing:
@@ -180,10 +184,8 @@ class Unsafe2Safe:
                 row.instruction = result
 
     def _run_editor(self, editor, rows):
+        """Edit ``rows`` (their masks are built by ``_prepare_part``)."""
         settings = self.config.edit
-        for row in rows:
-            boxes = [r.box for r in row.inspection.regions]
-            row.mask = region_mask(row.rgb.size, boxes, settings.region_margin, settings.feather) if settings.edit_scope == "regions" else None
         seeded = getattr(editor, "uses_seed", True)  # hashing every image costs time the classical editors don't need
         requests = [EditRequest(r.rgb, r.inspection, r.instruction, r.mask, self._row_seed(r) if seeded else 0) for r in rows]
         run = call_with_timeout(editor.edit, settings.edit_timeout, "the editor")
