@@ -15,7 +15,7 @@ channels, random weights: speed is that of real weights), 512x512, 20 steps, in 
 
 and the model FLOP utilisation of each path against a given matrix rate (H200 bf16 measured ~790 TFLOP/s).
 
-    python benchmarks/bench_editor.py                             # on a GPU, all of it (~10 min on an H100)
+    python benchmarks/bench_editor.py                             # on a GPU, every path in one command
     python benchmarks/bench_editor.py --tiny --device cpu         # anywhere, in minutes (figures mean nothing)
 """
 
