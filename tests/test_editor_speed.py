@@ -154,3 +154,10 @@ def test_fp8_outside_an_fp8_gpu_is_a_clear_error(folders):
         pytest.skip("this GPU runs fp8")
     with pytest.raises(ValueError, match="fp8=True needs a GPU"):
         InstructPix2PixEditor(resolve_config(editor="ip2p", editor_model=folders["model"], fp8=True, local_files_only=True, device="cpu"))
+
+
+def test_fast_on_an_editor_without_a_few_step_setting_is_a_clear_error(folders):
+    from u2s_datasets.edit.sd_inpaint import StableDiffusionInpaintEditor
+
+    with pytest.raises(ValueError, match="fast=True: the 'sd-inpaint' editor has no few-step setting"):
+        StableDiffusionInpaintEditor(resolve_config(editor="sd-inpaint", editor_model=folders["model"], fast=True, local_files_only=True))
