@@ -83,6 +83,11 @@ class EditConfig:
     # there (for generative editors: the same person, the same words) is filled instead.
     verify_edits: bool = True
     edit_timeout: Optional[float] = 600.0  # seconds one editor call may take; its rows are redacted after that
+    # speed (docs/stage2.md, "Speed")
+    fast: bool = False  # few-step editing: the editor's few-step scheduler and LoRA (ip2p: LCM-LoRA, 4 steps)
+    fast_lora: Optional[str] = None  # hub id or local folder of the few-step LoRA; None: the editor's own default
+    fast_lora_weight_name: Optional[str] = None  # the weights file inside fast_lora; None: the editor's default or the only one
+    deterministic: bool = False  # bit-identical rows whatever their batch: fixed padded batches, deterministic kernels
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,8 @@ class ModelConfig:
     device_map: Optional[str] = None
     cpu_offload: bool = False
     torch_compile: bool = False  # compile the denoiser of diffusion editors (pays off on long runs)
+    fp8: bool = False  # fp8 weights and activations for the denoiser's linear layers (torchao; Ada/Hopper GPUs)
+    overlap: bool = True  # decode, inspect and encode other parts of a batch while the editor works on one
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from . import columns as C
 from .config import resolve_config
 from .edit.masks import region_mask
 from .images import ImageError, compose, decode, inspection_views, redacted_like, to_rgb
+from .overlap import run_parts
 from .records import EditRequest, Inspection
 from .registry import resolve
 from .rows import Row, batched_with_row_retry, call_with_timeout, unchanged
@@ -83,10 +84,10 @@ class Unsafe2Safe:
         labels = self._class_labels(batch, table, len(values), indices)
         rows = [Row(i, None if indices is None else indices[i]) for i in range(len(values))]
         stages = self._load_stages(rank)
-        for part in self._parts(rows, values):
-            self._run(stages, part, labels)
-            for row in part:
-                row.finish(self.config.output)  # encode now, so decoded pixels never pile up
+        # Parts are prepared and encoded in a worker while the editor edits (overlap.py).
+        run_parts(self._parts(rows, values), lambda part: self._prepare_part(stages, part, labels),
+                  lambda part: self._run_editor(stages[2], part), lambda part: self._finish_part(stages, part),
+                  overlap=self.config.model.overlap)
         failed = [r for r in rows if r.error is not None]
         if failed:
             logger.warning("%d of %d rows failed (first: %s: %s)", len(failed), len(rows), failed[0].name, failed[0].error)
@@ -116,17 +117,33 @@ class Unsafe2Safe:
         if part:
             yield part
 
-    def _run(self, stages, rows, labels):
-        inspector, instructor, editor, verifier = stages
+    def _prepare_part(self, stages, rows, labels) -> list:
+        """Inspect and instruct ``rows``; the rows that need no edit are encoded now. Returns the rows to edit."""
+        inspector, instructor, _, _ = stages
         live = [r for r in rows if r.error is None]
         self._run_inspection(inspector, live, labels)
         private = [r for r in live if r.error is None and r.inspection.is_private]
         self._run_instruction(instructor, private)
-        self._run_editor(editor, [r for r in private if r.error is None])
-        if verifier is not None:
-            self._verify(verifier, [r for r in private if r.status == C.STATUS_EDITED])
         for row in rows:
             self._raise_if_asked(row)
+        to_edit = [r for r in private if r.error is None]
+        settings = self.config.edit
+        for row in to_edit:
+            boxes = [r.box for r in row.inspection.regions]
+            row.mask = region_mask(row.rgb.size, boxes, settings.region_margin, settings.feather) if settings.edit_scope == "regions" else None
+        editing = {id(r) for r in to_edit}
+        for row in rows:
+            if id(row) not in editing:
+                row.finish(self.config.output)  # encode now, so decoded pixels never pile up
+        return to_edit
+
+    def _finish_part(self, stages, rows):
+        """Verify the edited ``rows`` and encode them."""
+        verifier = stages[3]
+        if verifier is not None:
+            self._verify(verifier, [r for r in rows if r.status == C.STATUS_EDITED])
+        for row in rows:
+            row.finish(self.config.output)
 
     # -- stages
     def _load_stages(self, rank):
@@ -167,10 +184,8 @@ class Unsafe2Safe:
                 row.instruction = result
 
     def _run_editor(self, editor, rows):
+        """Edit ``rows`` (their masks are built by ``_prepare_part``)."""
         settings = self.config.edit
-        for row in rows:
-            boxes = [r.box for r in row.inspection.regions]
-            row.mask = region_mask(row.rgb.size, boxes, settings.region_margin, settings.feather) if settings.edit_scope == "regions" else None
         seeded = getattr(editor, "uses_seed", True)  # hashing every image costs time the classical editors don't need
         requests = [EditRequest(r.rgb, r.inspection, r.instruction, r.mask, self._row_seed(r) if seeded else 0) for r in rows]
         run = call_with_timeout(editor.edit, settings.edit_timeout, "the editor")

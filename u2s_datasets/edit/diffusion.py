@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from ..devices import in_forked_worker, resolve_device, resolve_dtype
+from .speedups import deterministic_kernels, load_few_step_lora, quantize_fp8
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,12 @@ class DiffusionEditor:
     default_steps: int = 20
     default_guidance: float = 7.5
     max_batch: int = 0  # 0: no limit beyond edit_batch_size
+    # fast=True: a few-step LoRA and the scheduler it was distilled for (docs/stage2.md, "Speed")
+    fast_lora: str = ""  # hub id; "" means the editor has no few-step setting
+    fast_lora_weight_name = None
+    fast_scheduler: str = ""
+    fast_scheduler_config: dict = {}
+    fast_steps: int = 4
 
     def __init__(self, config, rank=None, **shared):
         import torch
@@ -54,10 +61,21 @@ class DiffusionEditor:
         self.dtype = resolve_dtype(config.model.dtype, self.device)
         self.model_id = self.settings.editor_model or self.default_model
         self.resolution = self.settings.edit_resolution or self.default_resolution
-        self.steps = self.settings.num_inference_steps or self.default_steps
-        self.guidance = self.settings.guidance_scale if self.settings.guidance_scale is not None else self.default_guidance
+        if self.settings.fast and not self.fast_lora:
+            raise ValueError(f"fast=True: the {self.settings.editor!r} editor has no few-step setting (ip2p and qwen-image-edit have)")
+        if self.settings.deterministic:
+            deterministic_kernels(self.device)
+        self.steps = self.settings.num_inference_steps or (self.fast_steps if self.settings.fast else self.default_steps)
+        self.guidance = self.settings.guidance_scale if self.settings.guidance_scale is not None else self._default_guidance()
         self.pipe = self._load()
         self._prepare(self.pipe)
+        if self.model_settings.fp8:
+            quantize_fp8(getattr(self.pipe, self.denoiser), self.device)
+        if self.model_settings.torch_compile:  # last: it compiles the model as quantized and prepared
+            getattr(self.pipe, self.denoiser).compile(fullgraph=False)
+
+    def _default_guidance(self) -> float:
+        return self.default_guidance
 
     # -- loading
     def _load(self):
@@ -92,14 +110,19 @@ class DiffusionEditor:
             if scheduler_cls is None or not hasattr(scheduler_cls, "from_config"):
                 raise ValueError(f"scheduler={self.settings.scheduler!r} is not a diffusers scheduler class")
             pipe.scheduler = scheduler_cls.from_config(pipe.scheduler.config)
+        elif self.settings.fast:
+            pipe.scheduler = getattr(diffusers, self.fast_scheduler).from_config(pipe.scheduler.config, **self.fast_scheduler_config)
+        if self.settings.fast:
+            own = self.settings.fast_lora is None
+            load_few_step_lora(pipe, self.settings.fast_lora or self.fast_lora,
+                               self.settings.fast_lora_weight_name or (self.fast_lora_weight_name if own else None),
+                               local_files_only=self.model_settings.local_files_only)
         if self.settings.vae_tiling:
             pipe.vae.enable_tiling()
         if self.model_settings.cpu_offload and self.device != "cpu":
             pipe.enable_model_cpu_offload(device=self.device)
         else:
             pipe.to(self.device)
-        if self.model_settings.torch_compile:
-            getattr(pipe, self.denoiser).compile(fullgraph=False)
         return pipe
 
     def _prepare(self, pipe):
@@ -118,10 +141,14 @@ class DiffusionEditor:
             for start in range(0, len(indices), int(step)):
                 chunk = indices[start : start + int(step)]
                 batch = [requests[i] for i in chunk]
+                if self.settings.deterministic:
+                    # Every call has the same shape, so every kernel (and its rounding) is the same
+                    # whatever the batch a row lands in; the padding rows' outputs are dropped.
+                    batch = batch + [batch[-1]] * (int(step) - len(batch))
                 images = [r.image.convert("RGB").resize(size, Image.LANCZOS) for r in batch]
                 # CPU generators: the same noise on every device, one stream per row.
                 generators = [torch.Generator("cpu").manual_seed(int(r.seed)) for r in batch]
-                arrays = self._run_guarded(batch, images, generators, size)
+                arrays = self._run_guarded(batch, images, generators, size)[: len(chunk)]
                 for i, array, request in zip(chunk, arrays, batch):
                     outputs[i] = _to_pil(array).resize(request.image.size, Image.LANCZOS)
         return outputs

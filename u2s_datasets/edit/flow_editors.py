@@ -3,6 +3,8 @@
 Both take the edit instruction as prompt and work on a 16-pixel grid (8x VAE, 2x2 patches).
 """
 
+import math
+
 from .diffusion import DiffusionEditor
 
 
@@ -39,6 +41,15 @@ class QwenImageEditEditor(DiffusionEditor):
     default_steps = 50
     default_guidance = 4.0  # true classifier-free guidance against an empty prompt
     max_batch = 1  # the vision-language prompt encoder takes one image per prompt
+    # Lightning: a 4-step distilled LoRA with its own flow schedule; guidance is distilled in (docs/stage2.md, "Speed")
+    fast_lora = "lightx2v/Qwen-Image-Lightning"
+    fast_lora_weight_name = "Qwen-Image-Edit-Lightning-4steps-V1.0.safetensors"
+    fast_scheduler = "FlowMatchEulerDiscreteScheduler"
+    fast_scheduler_config = dict(base_image_seq_len=256, base_shift=math.log(3), max_image_seq_len=8192, max_shift=math.log(3),
+                                 shift=1.0, shift_terminal=None, time_shift_type="exponential", use_dynamic_shifting=True)
+
+    def _default_guidance(self) -> float:
+        return 1.0 if self.settings.fast else self.default_guidance  # true_cfg_scale 1: one pass, no negative prompt
 
     def _run(self, requests, images, generators, size):
         return self.pipe(

@@ -29,6 +29,14 @@ class InstructPix2PixEditor(DiffusionEditor):
     default_model = "timbrooks/instruct-pix2pix"
     default_steps = 20
     default_guidance = 7.5
+    # LCM-LoRA for Stable Diffusion 1.5, the base InstructPix2Pix was fine-tuned from (docs/stage2.md, "Speed")
+    fast_lora = "latent-consistency/lcm-lora-sdv1-5"
+    fast_scheduler = "LCMScheduler"
+
+    def _default_guidance(self) -> float:
+        # fast: text guidance equal to the image guidance is plain classifier-free guidance
+        # against the empty prompt and no image, two UNet passes (within LCM-LoRA's range of 1-2).
+        return self.settings.image_guidance_scale if self.settings.fast else self.default_guidance
 
     def _prepare(self, pipe):
         self.dual = False
@@ -55,22 +63,15 @@ class InstructPix2PixEditor(DiffusionEditor):
             self.dual, self.dual_mode = True, mode
 
     def _run(self, requests, images, generators, size):
-        pipe = self.pipe
+        from .ip2p_sampler import sample_ip2p
+
         cond = self.encode_text([r.instruction.instruction for r in requests])
         uncond = self.encode_text([""] * len(requests))
         if self.dual:
             public = self.encode_text([r.inspection.public_caption or r.instruction.target_caption for r in requests])
             cond, uncond = torch.cat([cond, public], dim=1), torch.cat([uncond, uncond], dim=1)
-        return pipe(
-            image=images,
-            prompt_embeds=cond,
-            negative_prompt_embeds=uncond,
-            num_inference_steps=self.steps,
-            guidance_scale=self.guidance,
-            image_guidance_scale=self.settings.image_guidance_scale,
-            generator=generators,
-            output_type="np",
-        ).images
+        # The pipeline's own computation, with only the UNet passes the guidance needs (ip2p_sampler.py).
+        return sample_ip2p(self.pipe, images, cond, uncond, generators, self.steps, self.guidance, self.settings.image_guidance_scale)
 
     def encode_text(self, texts: list) -> torch.Tensor:
         """CLIP token embeddings of ``texts`` as the pipeline itself computes them (padded to the model's length)."""
