@@ -8,18 +8,21 @@ done as soon as they are inspected, never behind an edit.
 
 One worker, not more: the inspector and the verifier share detector models that are not
 safe to call from two threads at once. Memory is bounded: at most three parts are alive
-(one prepared, one edited, one being finished). The steps and the order of every call on a
+(one prepared, one edited, one being finished), and a part too large to share the memory
+budget with two others (``small(part)`` is False) is edited with nothing else alive: the
+next part is only decoded once it is finished. The steps and the order of every call on a
 part are those of the sequential loop, so the output is the same.
 """
 
 from concurrent.futures import ThreadPoolExecutor
 
 
-def run_parts(parts, prepare, edit, finish, overlap: bool = True) -> None:
+def run_parts(parts, prepare, edit, finish, overlap: bool = True, small=lambda rows: True) -> None:
     """For each part: ``to_edit = prepare(part)``, ``edit(to_edit)``, ``finish(to_edit)``.
 
     ``parts`` is an iterator (it is advanced in the worker: decoding happens there too).
     With ``overlap=False`` everything runs in the calling thread, one part after the other.
+    ``small(to_edit)``: whether the next part may be prepared while this one is edited.
     """
     parts = iter(parts)
     if not overlap:
@@ -38,9 +41,13 @@ def run_parts(parts, prepare, edit, finish, overlap: bool = True) -> None:
         upcoming = worker.submit(prepare_next)
         try:
             while (rows := upcoming.result()) is not None:
-                upcoming = worker.submit(prepare_next)  # part k+1 while part k is edited
+                concurrent = small(rows)
+                if concurrent:
+                    upcoming = worker.submit(prepare_next)  # part k+1 while part k is edited
                 edit(rows)
                 finishing.append(worker.submit(finish, rows))
+                if not concurrent:
+                    upcoming = worker.submit(prepare_next)  # queued after the finish: one large part alive
             for done in finishing:
                 done.result()  # errors of the worker surface here, in the caller
         finally:

@@ -87,7 +87,7 @@ class Unsafe2Safe:
         # Parts are prepared and encoded in a worker while the editor edits (overlap.py).
         run_parts(self._parts(rows, values), lambda part: self._prepare_part(stages, part, labels),
                   lambda part: self._run_editor(stages[2], part), lambda part: self._finish_part(stages, part),
-                  overlap=self.config.model.overlap)
+                  overlap=self.config.model.overlap, small=self._shares_memory)
         failed = [r for r in rows if r.error is not None]
         if failed:
             logger.warning("%d of %d rows failed (first: %s: %s)", len(failed), len(rows), failed[0].name, failed[0].error)
@@ -116,6 +116,11 @@ class Unsafe2Safe:
             pixels += size
         if part:
             yield part
+
+    def _shares_memory(self, rows) -> bool:
+        """Whether a part is small enough to be alive next to two others within the pixel budget."""
+        pixels = sum(r.decoded.image.size[0] * r.decoded.image.size[1] for r in rows if r.decoded is not None)
+        return 3 * pixels <= self.config.output.batch_pixel_budget
 
     def _prepare_part(self, stages, rows, labels) -> list:
         """Inspect and instruct ``rows``; the rows that need no edit are encoded now. Returns the rows to edit."""
