@@ -71,12 +71,28 @@ def rotation(shape: tuple, angle: float):
     return matrix, (new_w, new_h)
 
 
-def box_nms(detections: list, iou: float) -> list:
+def merged(detections: list, iou: float) -> list:
+    """Non-maximum suppression that keeps the best score but grows its box over the boxes it suppresses.
+
+    The same face seen on two levels, or cut by a tile border, then stays boxed whole.
+    """
     if not detections:
         return []
     rects = [[d.box[0], d.box[1], d.box[2] - d.box[0], d.box[3] - d.box[1]] for d in detections]
-    keep = cv2.dnn.NMSBoxes(rects, [d.score for d in detections], 0.0, iou)
-    return [detections[i] for i in np.asarray(keep).reshape(-1)]
+    keep = [int(i) for i in np.asarray(cv2.dnn.NMSBoxes(rects, [d.score for d in detections], 0.0, iou)).reshape(-1)]
+    boxes = np.array([d.box for d in detections], dtype=np.float64)
+    out = []
+    for i in keep:
+        x0, y0, x1, y1 = boxes[i]
+        inter = (np.clip(np.minimum(boxes[:, 2], x1) - np.maximum(boxes[:, 0], x0), 0, None)
+                 * np.clip(np.minimum(boxes[:, 3], y1) - np.maximum(boxes[:, 1], y0), 0, None))
+        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        same = inter > iou * (areas + (x1 - x0) * (y1 - y0) - inter)
+        group = boxes[same]
+        best = detections[i]
+        best.box = (float(group[:, 0].min()), float(group[:, 1].min()), float(group[:, 2].max()), float(group[:, 3].max()))
+        out.append(best)
+    return out
 
 
 class CenterFaceDetector:
@@ -116,10 +132,10 @@ class CenterFaceDetector:
             else:
                 for y0, x0, y1, x1 in tiles(*image.shape[:2], self.tile, self.overlap):
                     found += self._detect(image[y0:y1, x0:x1], scale, (x0, y0))
-        found = box_nms(found, self.nms_threshold)
+        found = merged(found, self.nms_threshold)
         sure = [d for d in found if d.score >= self.threshold]
         sure += [d for d in (self._confirm(rgb, d) for d in found if d.score < self.threshold) if d is not None]
-        return sorted(box_nms(sure, self.nms_threshold), key=lambda d: -d.score)
+        return sorted(merged(sure, self.nms_threshold), key=lambda d: -d.score)
 
     def _detect(self, image: np.ndarray, scale: float, origin=(0, 0)) -> list:
         """Faces in ``image`` (a view at ``scale`` whose corner sits at ``origin`` of that view), in input pixels."""
