@@ -133,3 +133,11 @@ def test_face_in_an_exif_rotated_photo(judge):
     assert any(judge.embedder.same_identity(judge.embedder.embed(before, f.box), original) for f in judge.detector(before))
     for face in judge.detector(shown):
         assert not judge.embedder.same_identity(judge.embedder.embed(shown, face.box), original)
+
+
+def test_grace_hoppers_name_tag_is_found_and_unreadable(reader):
+    data = encode(sample_images()["grace_hopper"].convert("RGB"))
+    assert any("HOP" in text.upper() for text in reader.read(np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))))
+    (row,) = anonymise([data])
+    assert "text_symbols" in row["privacy_categories"] and "HOPP" in row["private_caption"].upper()
+    assert not any("HOP" in text.upper() for text in reader.read(row["rgb"]))
