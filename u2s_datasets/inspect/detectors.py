@@ -173,6 +173,8 @@ class CenterFaceDetector:
         cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, 1.5 * side
         a, b = int(max(0, cx - half)), int(max(0, cy - half))
         c, d = int(min(rgb.shape[1], cx + half)), int(min(rgb.shape[0], cy + half))
+        if c - a < 2 or d - b < 2:
+            return None
         zoom = 2 * FACE_FINDABLE / max(side, 1.0)
         crop = resized(rgb[b:d, a:c], zoom)
         for angle in (0, *self.angles):
