@@ -47,6 +47,8 @@ def pyramid_scales(shape: tuple, max_side: int, finest: float) -> list:
 
 def tiles(height: int, width: int, size: int, overlap: int):
     """(y0, x0, y1, x1) windows of at most size x size, evenly spread over the image, neighbours sharing >= ``overlap`` pixels."""
+    size = max(size, 2 * overlap) if size > 0 else 0
+
     def spans(length):
         if size <= 0 or length <= size:
             return [(0, length)]
@@ -58,6 +60,14 @@ def tiles(height: int, width: int, size: int, overlap: int):
     for y0, y1 in spans(height):
         for x0, x1 in spans(width):
             yield y0, x0, y1, x1
+
+
+def scaled_tiles(image: np.ndarray, scale: float, size: int, overlap: int):
+    """(tile, origin): ``image`` at ``scale`` in tiles of about ``size`` sharing ``overlap`` pixels, each
+    resized on its own (the whole level never sits in memory); ``origin`` is its corner at that scale."""
+    source_size = int(size / scale) if size > 0 else 0
+    for y0, x0, y1, x1 in tiles(*image.shape[:2], source_size, int(np.ceil(overlap / scale))):
+        yield resized(image[y0:y1, x0:x1], scale), (x0 * scale, y0 * scale)
 
 
 def rotation(shape: tuple, angle: float):
@@ -123,15 +133,14 @@ class CenterFaceDetector:
     def __call__(self, rgb: np.ndarray) -> list:
         finest = FACE_FINDABLE / self.min_face if self.min_face else 0.0
         found = []
-        for level, scale in enumerate(pyramid_scales(rgb.shape, self.max_side, finest)):
-            image = resized(rgb, scale)
-            if level == 0:
-                found += self._detect(image, scale)
-                for angle in self.angles:
-                    found += self._detect_turned(image, scale, angle)
-            else:
-                for y0, x0, y1, x1 in tiles(*image.shape[:2], self.tile, self.overlap):
-                    found += self._detect(image[y0:y1, x0:x1], scale, (x0, y0))
+        top, *finer = pyramid_scales(rgb.shape, self.max_side, finest)
+        image = resized(rgb, top)
+        found += self._detect(image, top)
+        for angle in self.angles:
+            found += self._detect_turned(image, top, angle)
+        for scale in finer:
+            for crop, origin in scaled_tiles(rgb, scale, self.tile, self.overlap):
+                found += self._detect(crop, scale, origin)
         found = merged(found, self.nms_threshold)
         sure = [d for d in found if d.score >= self.threshold]
         sure += [d for d in (self._confirm(rgb, d) for d in found if d.score < self.threshold) if d is not None]

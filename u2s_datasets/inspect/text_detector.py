@@ -62,7 +62,7 @@ class TextDetector:
         return detections
 
     def _find_quads(self, bgr: np.ndarray) -> list:
-        from .detectors import pyramid_scales, resized, tiles
+        from .detectors import pyramid_scales, resized, scaled_tiles
 
         height, width = bgr.shape[:2]
         top = min(1.0, self.max_side / max(height, width))
@@ -71,9 +71,8 @@ class TextDetector:
         quads = self._detect(resized(bgr, top), top)
         if self.tile and top < 1.0:
             for scale in pyramid_scales(bgr.shape, self.max_side, 1.0)[1:]:
-                image = resized(bgr, scale)
-                for y0, x0, y1, x1 in tiles(*image.shape[:2], self.tile, self.overlap):
-                    quads += self._detect(image[y0:y1, x0:x1], scale, (x0, y0))
+                for crop, origin in scaled_tiles(bgr, scale, self.tile, self.overlap):
+                    quads += self._detect(crop, scale, origin)
         return quads
 
     def _detect(self, bgr: np.ndarray, scale: float, origin=(0, 0)) -> list:
