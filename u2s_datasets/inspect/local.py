@@ -14,8 +14,18 @@ class DetectorInspector:
     def __init__(self, config, rank=None, **shared):
         settings = config.inspect
         self.read_text = settings.read_text
-        self.faces = CenterFaceDetector(settings.face_threshold, settings.detector_max_side) if settings.detect_faces else None
-        self.text = TextDetector(settings.text_threshold, settings.detector_max_side) if settings.detect_text else None
+        self.faces = self.text = None
+        tiling = dict(tile=settings.detector_tile_size, overlap=settings.detector_tile_overlap)
+        if settings.detect_faces:
+            self.faces = CenterFaceDetector(
+                settings.face_threshold, settings.detector_max_side, min_face=settings.face_min_size, angles=settings.face_angles,
+                proposal_threshold=settings.face_proposal_threshold, **tiling,
+            )
+        if settings.detect_text:
+            self.text = TextDetector(
+                settings.text_threshold, settings.detector_max_side, min_side=settings.text_min_side, inverse=settings.text_inverse,
+                orientations=settings.text_orientations, **tiling,
+            )
 
     def inspect(self, images: list, class_labels: list) -> list:
         return [self._inspect_one(image, label) for image, label in zip(images, class_labels)]

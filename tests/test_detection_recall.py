@@ -1,0 +1,143 @@
+"""The local preset leaves nothing an independent reader can read or re-identify.
+
+A small slice of ``benchmarks/bench_recall.py``: strings drawn on the sample photos
+(turned, vertical, inverse, 10-16 px) judged by RapidOCR with its default settings, and
+faces pasted into 3000-4000 px photos judged by CenterFace at a low threshold plus dlib.
+"""
+
+import io
+import random
+
+import datasets
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from u2s_datasets import Unsafe2Safe
+from u2s_datasets.samples import sample_images
+from u2s_datasets.testing_data import paste_faces, text_set
+from u2s_datasets.testing_readers import FaceJudge, StringReader
+
+
+@pytest.fixture(scope="module")
+def reader():
+    return StringReader()
+
+
+@pytest.fixture(scope="module")
+def judge():
+    return FaceJudge()
+
+
+def encode(image: Image.Image, **params) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=95, **params)
+    return buffer.getvalue()
+
+
+def anonymise(encoded: list) -> list:
+    """Rows of ``Unsafe2Safe()`` through ds.map, safe images decoded upright."""
+    transform = Unsafe2Safe()
+    ds = datasets.Dataset.from_dict({"image": [{"bytes": b, "path": None} for b in encoded]},
+                                    features=datasets.Features({"image": datasets.Image(decode=False)}))
+    out = ds.map(transform, batched=True, batch_size=4, features=transform.features(ds.features), load_from_cache_file=False)
+    rows = list(out.cast_column("safe_image", datasets.Image(decode=False)))
+    for row in rows:
+        row["rgb"] = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(row["safe_image"]["bytes"]))).convert("RGB"))
+    return rows
+
+
+def covered(box: tuple, regions: list, category: str) -> float:
+    """The largest fraction of ``box`` that one region of ``category`` covers."""
+    x0, y0, x1, y1 = box
+    best = 0.0
+    for region in regions:
+        if region["category"] != category:
+            continue
+        a, b, c, d = region["box"]
+        overlap = max(0.0, min(x1, c) - max(x0, a)) * max(0.0, min(y1, d) - max(y0, b))
+        best = max(best, overlap / ((x1 - x0) * (y1 - y0)))
+    return best
+
+
+@pytest.fixture(scope="module")
+def strings(reader):
+    images = text_set(count=4, per_image=4, seed=1)
+    rows = anonymise([encode(item.image) for item in images])
+    return images, rows
+
+
+def test_turned_vertical_inverse_and_small_strings_are_found_and_unreadable(strings, reader):
+    images, rows = strings
+    readable_before, readable_after, total = [], [], 0
+    for item, row in zip(images, rows):
+        before = reader.readable_strings(np.asarray(item.image), item.strings)
+        readable_before += before
+        readable_after += reader.readable_strings(row["rgb"], item.strings)
+        total += len(item.strings)
+        for s in before:  # every string the reader could read was boxed as text
+            x0, y0 = s.quad.min(axis=0)
+            x1, y1 = s.quad.max(axis=0)
+            assert covered((x0, y0, x1, y1), row["privacy_regions"], "text_symbols") > 0.5, (s.text, s.style, s.height, s.angle)
+    kinds = {(s.style, s.height <= 16, s.angle in (90, -90), s.angle not in (0, 90, -90)) for s in readable_before}
+    assert any(style == "inverse" for style, *_ in kinds) and any(small for _, small, *_ in kinds)
+    assert any(vertical for *_, vertical, _ in kinds) and any(turned for *_, turned in kinds)
+    assert len(readable_before) >= 0.75 * total
+    assert len(readable_after) <= 0.02 * total, [s.text for s in readable_after]
+
+
+def large_photo_with_faces(width: int, height: int, specs: list, seed: int = 0):
+    background = sample_images()["china"].convert("RGB").resize((width, height), Image.BICUBIC)
+    item = paste_faces(background, specs, random.Random(seed))
+    assert len(item.faces) == len(specs), "the photo has room for every face"
+    return item
+
+
+def assert_faces_gone(item, row, judge):
+    original = np.asarray(item.image)
+    for face in item.faces:
+        assert judge.reidentified(original, face), f"the pasted {face.width} px face is recognisable in the input"
+        assert covered(face.box, row["privacy_regions"], "people_faces") > 0.5, f"{face.width} px face at {face.angle} degrees not found"
+        assert not judge.reidentified(row["rgb"], face), f"{face.width} px face at {face.angle} degrees still recognisable"
+
+
+def test_faces_24_to_120_px_in_a_large_photo_are_found_and_unrecognisable(judge):
+    specs = [("astronaut", 24, 0), ("grace_hopper", 32, 20), ("camera", 48, 0), ("astronaut", 64, -20),
+             ("grace_hopper", 80, 0), ("camera", 120, 10)]
+    item = large_photo_with_faces(3600, 900, specs)
+    (row,) = anonymise([encode(item.image)])
+    assert_faces_gone(item, row, judge)
+
+
+def test_a_20_px_face_in_a_4000_px_photo(judge):
+    item = large_photo_with_faces(4000, 700, [("astronaut", 20, 0)], seed=3)
+    (row,) = anonymise([encode(item.image)])
+    assert_faces_gone(item, row, judge)
+
+
+def test_face_in_an_exif_rotated_photo(judge):
+    # Stored sideways with orientation 6 ("turn 90 degrees clockwise to show"): only the
+    # upright view shows an upright face.
+    upright = sample_images()["grace_hopper"].convert("RGB")
+    stored = upright.transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encode(stored, exif=exif)
+    assert np.array_equal(np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data)))).shape, np.asarray(upright).shape)
+    (row,) = anonymise([data])
+    assert row["is_private"] and "people_faces" in row["privacy_categories"]
+    shown = np.ascontiguousarray(row["rgb"])
+    assert shown.shape == np.asarray(upright).shape, "the safe image shows upright, as the input does"
+    original = judge.original("grace_hopper")
+    before = np.asarray(upright)
+    assert any(judge.embedder.same_identity(judge.embedder.embed(before, f.box), original) for f in judge.detector(before))
+    for face in judge.detector(shown):
+        assert not judge.embedder.same_identity(judge.embedder.embed(shown, face.box), original)
+
+
+def test_grace_hoppers_name_tag_is_found_and_unreadable(reader):
+    data = encode(sample_images()["grace_hopper"].convert("RGB"))
+    assert any("HOP" in text.upper() for text in reader.read(np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))))
+    (row,) = anonymise([data])
+    assert "text_symbols" in row["privacy_categories"] and "HOPP" in row["private_caption"].upper()
+    assert not any("HOP" in text.upper() for text in reader.read(row["rgb"]))

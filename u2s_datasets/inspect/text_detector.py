@@ -1,0 +1,133 @@
+"""PP-OCR text detection confirmed by recognition, for lines at any angle, size and polarity."""
+
+import logging
+
+import cv2
+import numpy as np
+
+SURE_ORIENTATION = 0.9  # angle classifier confidence above which only its choice is read
+TALL = 1.5  # a rectified line this much taller than wide is vertical text: read it turned by 90 degrees
+
+
+class TextDetector:
+    """PP-OCR text detection, confirmed by recognition.
+
+    The detector alone fires on fur, foliage and foam; a line counts as text when the
+    recogniser reads at least ``min_chars`` characters from it with confidence ``threshold``.
+    Each found quad is rectified by a perspective crop; vertical crops are turned by 90
+    degrees, and PP-OCR's angle classifier decides whether to read them upside down.
+
+    Args:
+        max_side: the whole image is seen once scaled down to this longest side.
+        min_side: images whose shorter side is below this are scaled up to it first, so
+            that 10 px text reaches the size PP-OCR was trained on (0: no upscaling).
+        tile, overlap: larger images are also seen at native resolution in tiles of this
+            size sharing ``overlap`` pixels (0: the whole image at ``max_side`` only).
+        inverse: a second detection pass on the inverted image (light text on dark).
+        orientations: read each crop in its two likely orientations (else as found).
+    """
+
+    def __init__(self, threshold: float = 0.5, max_side: int = 1024, min_chars: int = 2, box_threshold: float = 0.3,
+                 min_side: int = 0, tile: int = 0, overlap: int = 128, inverse: bool = False, orientations: bool = False):
+        from rapidocr_onnxruntime import RapidOCR
+
+        # A low box threshold finds faint lines (uneven light on a page); recognition filters.
+        # The images handed to the detection network are sized here (never above 2000 px,
+        # so its own "max" limit leaves them as they are).
+        self.engine = RapidOCR(det_limit_type="max", det_box_thresh=box_threshold)
+        self.threshold, self.min_chars, self.max_side, self.min_side = threshold, min_chars, min(max_side, 2000), min_side
+        self.tile, self.overlap, self.inverse, self.orientations = min(tile, 2000), overlap, inverse, orientations
+        # RapidOCR attaches a chatty console handler of its own.
+        logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+
+    def __call__(self, rgb: np.ndarray) -> list:
+        from .detectors import Detection
+
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        quads = self._find_quads(bgr)
+        if self.inverse:
+            quads += self._find_quads(255 - bgr)
+        if not quads:
+            return []
+        # Reading order (top to bottom, left to right), as the captions quote the lines.
+        quads = list(self.engine.sorted_boxes(np.stack(_distinct(quads))))
+        detections = []
+        for quad, (text, score) in zip(quads, self._read(bgr, quads)):
+            text = text.strip()
+            if score < self.threshold or len(text.replace(" ", "")) < self.min_chars:
+                continue
+            x0, y0 = quad.min(axis=0)
+            x1, y1 = quad.max(axis=0)
+            detections.append(Detection(box=(float(x0), float(y0), float(x1), float(y1)), score=float(score), text=text))
+        return detections
+
+    def _find_quads(self, bgr: np.ndarray) -> list:
+        from .detectors import pyramid_scales, resized, scaled_tiles
+
+        height, width = bgr.shape[:2]
+        top = min(1.0, self.max_side / max(height, width))
+        if self.min_side and min(height, width) * top < self.min_side:
+            top = min(self.min_side / min(height, width), 2000 / max(height, width))
+        quads = self._detect(resized(bgr, top), top)
+        if self.tile and top < 1.0:
+            for scale in pyramid_scales(bgr.shape, self.max_side, 1.0)[1:]:
+                for crop, origin in scaled_tiles(bgr, scale, self.tile, self.overlap):
+                    quads += self._detect(crop, scale, origin)
+        return quads
+
+    def _detect(self, bgr: np.ndarray, scale: float, origin=(0, 0)) -> list:
+        found, _ = self.engine.text_det(np.ascontiguousarray(bgr))
+        if found is None:
+            return []
+        return [(np.asarray(q, dtype=np.float32) + np.asarray(origin, dtype=np.float32)) / scale for q in found]
+
+    def _read(self, bgr: np.ndarray, quads: list) -> list:
+        """(text, score) per quad: the best reading over the orientations tried.
+
+        Tall crops are turned by 90 degrees first. With ``orientations`` the angle classifier
+        picks between that view and its half turn; when it is unsure both are read.
+        """
+        if not quads:
+            return []
+        crops = [_lying(_rectified(bgr, quad)) for quad in quads]
+        views, owner = list(crops), list(range(len(crops)))
+        if self.orientations:
+            _, angles, _ = self.engine.text_cls(crops)
+            for i, (label, confidence) in enumerate(angles):
+                if label == "180":
+                    views[i] = np.rot90(crops[i], 2)
+                if confidence < SURE_ORIENTATION:
+                    views.append(np.rot90(views[i], 2))
+                    owner.append(i)
+        readings, _ = self.engine.text_rec(views)
+        best = [("", 0.0)] * len(quads)
+        for i, (text, score) in zip(owner, readings):
+            if score > best[i][1]:
+                best[i] = (text, float(score))
+        return best
+
+
+def _lying(crop: np.ndarray) -> np.ndarray:
+    return np.rot90(crop) if crop.shape[0] >= TALL * crop.shape[1] else crop
+
+
+def _rectified(bgr: np.ndarray, quad: np.ndarray) -> np.ndarray:
+    """The quad's content as an upright rectangle (PP-OCR's perspective crop)."""
+    width = int(max(np.linalg.norm(quad[0] - quad[1]), np.linalg.norm(quad[2] - quad[3]), 1))
+    height = int(max(np.linalg.norm(quad[0] - quad[3]), np.linalg.norm(quad[1] - quad[2]), 1))
+    target = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
+    matrix = cv2.getPerspectiveTransform(quad.astype(np.float32), target)
+    return cv2.warpPerspective(bgr, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE, flags=cv2.INTER_CUBIC)
+
+
+def _distinct(quads: list) -> list:
+    """Drop quads that repeat another almost exactly (same line found twice)."""
+    kept = []
+    for quad in quads:
+        if not any(np.abs(quad - other).max() < 0.25 * _short_side(other) for other in kept):
+            kept.append(quad)
+    return kept
+
+
+def _short_side(quad: np.ndarray) -> float:
+    return float(min(np.linalg.norm(quad[0] - quad[1]), np.linalg.norm(quad[1] - quad[2])))
