@@ -14,6 +14,7 @@ class DetectorInspector:
     def __init__(self, config, rank=None, **shared):
         settings = config.inspect
         self.read_text = settings.read_text
+        self.done = _DONE.get(config.edit.editor)  # the public caption says what the editor does
         self.faces = self.text = None
         tiling = dict(tile=settings.detector_tile_size, overlap=settings.detector_tile_overlap)
         if settings.detect_faces:
@@ -49,7 +50,7 @@ class DetectorInspector:
             is_private=True,
             categories=categories,
             private_caption=_private_caption(subject, faces, lines, self.read_text),
-            public_caption=_public_caption(subject, faces, lines),
+            public_caption=_public_caption(subject, faces, lines, self.done),
             regions=regions,
             review=review,
         )
@@ -69,12 +70,17 @@ def _private_caption(subject, faces, lines, quote) -> str:
     return f"{subject} with {' and '.join(parts)}"
 
 
-def _public_caption(subject, faces, lines) -> str:
+# What a classical editor does, said the way a caption says it; generative editors make new content.
+_DONE = {"blur": "blurred", "pixelate": "pixelated", "fill": "covered", "inpaint": "painted over"}
+
+
+def _public_caption(subject, faces, lines, done=None) -> str:
     parts = []
     if faces:
-        parts.append(_count(len(faces), "person", "people") + " whose faces are not recognisable")
+        whose = "whose face is" if len(faces) == 1 else "whose faces are"
+        parts.append(f"{_count(len(faces), 'person', 'people')} {whose} {done or 'not recognisable'}")
     if lines:
-        parts.append("unreadable text")
+        parts.append(f"{done} text" if done else "unreadable text")
     return f"{subject} with {' and '.join(parts)}"
 
 
@@ -84,6 +90,8 @@ def _count(n, singular, plural=None) -> str:
 
 def _article(label) -> str:
     label = str(label)
+    if label.endswith("s") and not label.endswith(("ss", "us", "is")):
+        return label  # a plural class name ("cats"): no article
     return f"an {label}" if label[:1].lower() in "aeiou" else f"a {label}"
 
 
