@@ -94,7 +94,8 @@ def test_region_true_editing_keeps_size_and_every_pixel_away_from_faces(photos, 
     settings = resolve_config().edit
     for name in FACES:
         row = rows[name]
-        assert row["u2s_status"] == "edited" and row["is_private"], name
+        # A random tiny editor may leave a name tag readable: the verifier then fills it (escalated).
+        assert row["u2s_status"].split(";")[0] in ("edited", "escalated") and row["is_private"], name
         before, after = rgb(photo_bytes[name]), rgb(row["safe_image"]["bytes"])
         assert after.shape == before.shape, name
         mask = region_mask((before.shape[1], before.shape[0]), [r["box"] for r in row["privacy_regions"]], settings.region_margin, settings.feather)

@@ -70,31 +70,11 @@ class DualPromptAttnProcessor(nn.Module):
         return processor.to(device=attn.to_k.weight.device, dtype=attn.to_k.weight.dtype)
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
-        residual = hidden_states
-        if attn.spatial_norm is not None:
-            hidden_states = attn.spatial_norm(hidden_states, temb)
-        input_ndim = hidden_states.ndim
-        if input_ndim == 4:
-            batch_size, channel, height, width = hidden_states.shape
-            hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
-        if encoder_hidden_states is None:
-            raise ValueError("DualPromptAttnProcessor is for cross-attention; it got no encoder_hidden_states")
-        batch_size = encoder_hidden_states.shape[0]
-        instruction = encoder_hidden_states[:, : self.instruction_tokens]
-        public = encoder_hidden_states[:, self.instruction_tokens :]
-
-        if attention_mask is not None:
-            attention_mask = attn.prepare_attention_mask(attention_mask, instruction.shape[1], batch_size)
-            attention_mask = attention_mask.view(batch_size, attn.heads, -1, attention_mask.shape[-1])
-        if attn.group_norm is not None:
-            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
-
-        query = attn.to_q(hidden_states)
-        if attn.norm_cross:
-            instruction = attn.norm_encoder_hidden_states(instruction)
-            public = attn.norm_encoder_hidden_states(public) if public.shape[1] else public
+        residual, shape, hidden_states, instruction, public, attention_mask, batch_size = open_cross_attention(
+            attn, hidden_states, encoder_hidden_states, attention_mask, temb, self.instruction_tokens, type(self).__name__
+        )
         head_dim = attn.to_k.out_features // attn.heads
-        query = _heads(query, batch_size, attn.heads, head_dim)
+        query = _heads(attn.to_q(hidden_states), batch_size, attn.heads, head_dim)
         if attn.norm_q is not None:
             query = attn.norm_q(query)
 
@@ -102,14 +82,7 @@ class DualPromptAttnProcessor(nn.Module):
         if public.shape[1]:
             public_states = self._attend(attn, query, self.to_k_public(public), self.to_v_public(public), None, batch_size, head_dim)
             hidden_states = hidden_states + torch.tanh(self.gate).to(hidden_states.dtype) * public_states
-
-        hidden_states = attn.to_out[0](hidden_states)
-        hidden_states = attn.to_out[1](hidden_states)
-        if input_ndim == 4:
-            hidden_states = hidden_states.transpose(-1, -2).reshape(batch_size, channel, height, width)
-        if attn.residual_connection:
-            hidden_states = hidden_states + residual
-        return hidden_states / attn.rescale_output_factor
+        return close_cross_attention(attn, hidden_states, residual, shape)
 
     @staticmethod
     def _attend(attn, query, key, value, attention_mask, batch_size, head_dim):
@@ -119,6 +92,44 @@ class DualPromptAttnProcessor(nn.Module):
             key = attn.norm_k(key)
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False)
         return out.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim).to(query.dtype)
+
+
+def open_cross_attention(attn, hidden_states, encoder_hidden_states, attention_mask, temb, instruction_tokens, who):
+    """diffusers' attention preamble for a dual-prompt processor, with the text split into its two prompts.
+
+    Returns ``(residual, shape, hidden_states, instruction, public, attention_mask, batch_size)``;
+    ``shape`` is the 4-D input shape to restore, or None.
+    """
+    residual = hidden_states
+    if attn.spatial_norm is not None:
+        hidden_states = attn.spatial_norm(hidden_states, temb)
+    shape = tuple(hidden_states.shape) if hidden_states.ndim == 4 else None
+    if shape is not None:
+        hidden_states = hidden_states.view(shape[0], shape[1], shape[2] * shape[3]).transpose(1, 2)
+    if encoder_hidden_states is None:
+        raise ValueError(f"{who} is for cross-attention; it got no encoder_hidden_states")
+    batch_size = encoder_hidden_states.shape[0]
+    instruction = encoder_hidden_states[:, :instruction_tokens]
+    public = encoder_hidden_states[:, instruction_tokens:]
+    if attention_mask is not None:
+        attention_mask = attn.prepare_attention_mask(attention_mask, instruction.shape[1], batch_size)
+        attention_mask = attention_mask.view(batch_size, attn.heads, -1, attention_mask.shape[-1])
+    if attn.group_norm is not None:
+        hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+    if attn.norm_cross:
+        instruction = attn.norm_encoder_hidden_states(instruction)
+        public = attn.norm_encoder_hidden_states(public) if public.shape[1] else public
+    return residual, shape, hidden_states, instruction, public, attention_mask, batch_size
+
+
+def close_cross_attention(attn, hidden_states, residual, shape):
+    """diffusers' attention epilogue: output projection, 4-D shape back, residual, rescale."""
+    hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
+    if shape is not None:
+        hidden_states = hidden_states.transpose(-1, -2).reshape(*shape)
+    if attn.residual_connection:
+        hidden_states = hidden_states + residual
+    return hidden_states / attn.rescale_output_factor
 
 
 def _heads(x, batch_size, heads, head_dim):

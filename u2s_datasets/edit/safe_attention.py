@@ -21,6 +21,8 @@ import copy
 import torch
 from torch import nn
 
+from .dual_prompt import close_cross_attention, open_cross_attention
+
 
 class SafeAttnProcessor(nn.Module):
     """Cross-attention over ``[instruction tokens | public-caption tokens]`` with a learned fusion of the two attention maps.
@@ -63,27 +65,9 @@ class SafeAttnProcessor(nn.Module):
         return processor.to(device=attn.to_k.weight.device, dtype=attn.to_k.weight.dtype)
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
-        residual = hidden_states
-        if attn.spatial_norm is not None:
-            hidden_states = attn.spatial_norm(hidden_states, temb)
-        input_ndim = hidden_states.ndim
-        if input_ndim == 4:
-            batch_size, channel, height, width = hidden_states.shape
-            hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
-        if encoder_hidden_states is None:
-            raise ValueError("SafeAttnProcessor is for cross-attention; it got no encoder_hidden_states")
-        batch_size = encoder_hidden_states.shape[0]
-        instruction = encoder_hidden_states[:, : self.instruction_tokens]
-        public = encoder_hidden_states[:, self.instruction_tokens :]
-        if attention_mask is not None:
-            attention_mask = attn.prepare_attention_mask(attention_mask, instruction.shape[1], batch_size)
-            attention_mask = attention_mask.view(batch_size, attn.heads, -1, attention_mask.shape[-1])
-        if attn.group_norm is not None:
-            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
-        if attn.norm_cross:
-            instruction = attn.norm_encoder_hidden_states(instruction)
-            public = attn.norm_encoder_hidden_states(public) if public.shape[1] else public
-
+        residual, shape, hidden_states, instruction, public, attention_mask, batch_size = open_cross_attention(
+            attn, hidden_states, encoder_hidden_states, attention_mask, temb, self.instruction_tokens, type(self).__name__
+        )
         head_dim = attn.to_k.out_features // attn.heads
         split = lambda x: x.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)  # noqa: E731
         query, key, value = split(attn.to_q(hidden_states)), split(attn.to_k(instruction)), split(attn.to_v(instruction))
@@ -100,13 +84,7 @@ class SafeAttnProcessor(nn.Module):
             out = out + self.fuse(attn_edit, attn_public) @ value_p
 
         hidden_states = out.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim).to(query.dtype)
-        hidden_states = attn.to_out[0](hidden_states)
-        hidden_states = attn.to_out[1](hidden_states)
-        if input_ndim == 4:
-            hidden_states = hidden_states.transpose(-1, -2).reshape(batch_size, channel, height, width)
-        if attn.residual_connection:
-            hidden_states = hidden_states + residual
-        return hidden_states / attn.rescale_output_factor
+        return close_cross_attention(attn, hidden_states, residual, shape)
 
     def fuse(self, attn_edit: torch.Tensor, attn_public: torch.Tensor) -> torch.Tensor:
         """The public attention map after the fusion net: ``softmax(fuse([A_e | A_p])[..., public])``."""
