@@ -26,7 +26,6 @@ from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 CHROMEDRIVER = shutil.which("chromedriver")
-FALSE_TEXT_LINE = [16.0, 165.0, 242.0, 190.0]  # the last line the OCR found on the page: to be deleted
 
 
 @pytest.fixture
@@ -88,6 +87,7 @@ def _rgb(value):
 def test_review_in_a_browser_then_apply(browser, served):
     folder, url = served
     before = datasets.load_from_disk(folder).cast_column("safe_image", datasets.Image(decode=False))
+    false_line = before[2]["privacy_regions"][-1]["box"]  # the last line the OCR found on the page: to be deleted
     browser.get(url)
     WebDriverWait(browser, 10).until(_images_loaded)
     assert len(_cards(browser)) == 5
@@ -100,7 +100,7 @@ def test_review_in_a_browser_then_apply(browser, served):
     assert sorted(int(c.get_attribute("data-row")) for c in _cards(browser)) == [0, 1, 2]
 
     # Delete the page's last text line as a false region.
-    _card(browser, 2).find_element(By.CSS_SELECTOR, f"button.delete[data-box='{json.dumps(FALSE_TEXT_LINE)}']").click()
+    _card(browser, 2).find_element(By.CSS_SELECTOR, f"button.delete[data-box='{json.dumps(false_line)}']").click()
     WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "article.card[data-row='2'] rect.region.deleted"))
     assert "1 of 5 rows reviewed" in browser.find_element(By.ID, "progress").text
 
@@ -121,7 +121,7 @@ def test_review_in_a_browser_then_apply(browser, served):
     lines = _lines(folder)
     assert [(l["row"], l["action"], l["reviewer"]) for l in lines] == [(2, "delete_region", "ada"), (3, "add_region", "ada"), (4, "accept", "ada")]
     assert all(l["time"].endswith("+00:00") for l in lines)
-    assert lines[0]["box"] == FALSE_TEXT_LINE and lines[0]["category"] == "text_symbols"
+    assert lines[0]["box"] == false_line and lines[0]["category"] == "text_symbols"
     drawn = lines[1]["box"]
     natural = Image.open(io.BytesIO(before[3]["image"]["bytes"])).size
     scale = natural[0] / width  # image pixels per shown pixel
@@ -134,7 +134,7 @@ def test_review_in_a_browser_then_apply(browser, served):
     for row in (0, 1, 4):  # not changed by the review: the very same bytes
         assert after[row]["safe_image"]["bytes"] == before[row]["safe_image"]["bytes"], row
     original_page, safe_page = _rgb(before[2]["image"]), _rgb(after[2]["safe_image"])
-    x0, y0, x1, y1 = map(int, FALSE_TEXT_LINE)
+    x0, y0, x1, y1 = map(int, false_line)
     assert not np.array_equal(_rgb(before[2]["safe_image"])[y0:y1, x0:x1], original_page[y0:y1, x0:x1])
     assert np.array_equal(safe_page[y0:y1, x0:x1], original_page[y0:y1, x0:x1])  # the deleted line is back as it was
     assert not np.array_equal(safe_page[:100], original_page[:100])  # the other lines are still pixelated

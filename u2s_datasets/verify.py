@@ -1,8 +1,9 @@
 """After editing: look again, in each edited region of the output, for what made the row private.
 
-A classical editor (blur, pixelate, fill, inpaint) must leave no face and no readable text
-there. A generative editor draws new faces and new text on purpose, so for it a leak is the
-same person (dlib re-identification) or the same words (fuzzy match) coming back.
+A classical editor (blur, pixelate, fill, inpaint) must leave no face there. A generative
+editor draws new faces on purpose, so for it a leak is the same person coming back (dlib
+re-identification). For text, with either kind, a leak is the same words read again (fuzzy
+match against what was read before): smudges of a blur can read as "1.2", which names nobody.
 """
 
 import logging
@@ -15,6 +16,7 @@ logger = logging.getLogger(__name__)
 
 CLASSICAL_EDITORS = ("blur", "pixelate", "fill", "inpaint")
 SAME_TEXT_RATIO = 80  # rapidfuzz partial_ratio at which two strings read as the same words
+MIN_TEXT_CHARS = 3  # letters and digits a line needs to identify anything
 CONTEXT = 0.5  # the crop searched around a region, as a fraction of its size: detectors need some surroundings
 
 
@@ -40,7 +42,8 @@ class EditVerifier:
                 continue
             before, after = original[y0:y1, x0:x1], np.ascontiguousarray(safe[y0:y1, x0:x1])
             found += [f"face at ({x0 + int(f.box[0])}, {y0 + int(f.box[1])})" for f in self._faces_left(before, after)]
-            found += [f"text {t!r}" for t in self._text_left(before, after)]
+            known = [r.label for r in regions if r.category == "text_symbols" and r.label and _inside(r.box, (x0, y0, x1, y1))]
+            found += [f"text {t!r}" for t in self._text_left(before, after, known)]
         return found
 
     def _faces_left(self, before, after) -> list:
@@ -51,14 +54,14 @@ class EditVerifier:
         originals = [self._embed(before, f.box) for f in self.faces(before)]
         return [f for f in faces if any(self._same_person(self._embed(after, f.box), o) for o in originals)]
 
-    def _text_left(self, before, after) -> list:
-        lines = [t.text for t in self.text(after)]
-        if not lines or not self.generative:
-            return lines
+    def _text_left(self, before, after, known) -> list:
+        lines = [t.text for t in self.text(after) if _chars(t.text) >= MIN_TEXT_CHARS]
+        if not lines:
+            return []
         from rapidfuzz import fuzz
 
-        originals = [t.text for t in self.text(before)]
-        return [line for line in lines if any(fuzz.partial_ratio(line.lower(), o.lower()) >= SAME_TEXT_RATIO for o in originals)]
+        originals = known or [t.text for t in self.text(before)]  # what the inspector read there, else read it now
+        return [line for line in lines if any(fuzz.partial_ratio(_norm(line), _norm(o)) >= SAME_TEXT_RATIO for o in originals)]
 
     def _embed(self, rgb, box):
         if self._embedder is None:
@@ -69,3 +72,16 @@ class EditVerifier:
 
     def _same_person(self, a, b) -> bool:
         return self._embedder.same_identity(a, b)
+
+
+def _inside(box, area) -> bool:
+    x0, y0, x1, y1 = box
+    return x0 >= area[0] and y0 >= area[1] and x1 <= area[2] and y1 <= area[3]
+
+
+def _chars(text: str) -> int:
+    return sum(c.isalnum() for c in text)
+
+
+def _norm(text: str) -> str:
+    return "".join(c for c in text.lower() if c.isalnum())
