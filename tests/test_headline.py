@@ -177,7 +177,7 @@ def editors(monkeypatch):
 
 def test_a_weak_edit_is_caught_and_escalated(photo_bytes, editors):
     out = Unsafe2Safe(editor="one-pixel", detect_text=False)({"image": [photo_bytes["astronaut"]]})
-    assert out["u2s_status"][0].startswith("escalated; filled: face at")
+    assert out["u2s_status"][0].startswith("escalated; filled: face near")
     assert CenterFaceDetector()(np.asarray(out["safe_image"][0].convert("RGB"))) == []
 
 

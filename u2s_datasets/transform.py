@@ -160,7 +160,7 @@ class Unsafe2Safe:
             if self.config.edit.verify_edits:
                 from .verify import EditVerifier
 
-                verifier = EditVerifier(self.config, inspector)
+                verifier = EditVerifier(self.config)
             self._stages, self._stages_rank = (inspector, instructor, editor, verifier), rank
         return self._stages
 

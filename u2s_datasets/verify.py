@@ -17,20 +17,22 @@ logger = logging.getLogger(__name__)
 CLASSICAL_EDITORS = ("blur", "pixelate", "fill", "inpaint")
 SAME_TEXT_RATIO = 80  # rapidfuzz partial_ratio at which two strings read as the same words
 MIN_TEXT_CHARS = 3  # letters and digits a line needs to identify anything
+MIN_CROP_SIDE = 160  # pixels: the shorter side a crop is looked at with
 CONTEXT = 0.5  # the crop searched around a region, as a fraction of its size: detectors need some surroundings
 
 
 class EditVerifier:
     """``leaks(original_rgb, safe_rgb, regions)`` -> what is still recognisable, e.g. ``["face at (12, 30)"]``."""
 
-    def __init__(self, config, inspector=None):
+    def __init__(self, config):
         from .inspect.detectors import CenterFaceDetector, TextDetector
 
         settings = config.inspect
         self.generative = config.edit.editor not in CLASSICAL_EDITORS
-        # The inspector's own detectors when it has them: one copy of each model per process.
-        self.faces = getattr(inspector, "faces", None) or CenterFaceDetector(settings.face_threshold, settings.detector_max_side)
-        self.text = getattr(inspector, "text", None) or TextDetector(settings.text_threshold, settings.detector_max_side)
+        # Single-scale detectors on crops brought to a readable size: the region is known, so
+        # the inspector's search over scales, tiles and angles would only repeat itself.
+        self.faces = CenterFaceDetector(settings.face_threshold, settings.detector_max_side)
+        self.text = TextDetector(settings.text_threshold, settings.detector_max_side)
         self._embedder = None
 
     def leaks(self, original: np.ndarray, safe: np.ndarray, regions: list) -> list:
@@ -40,8 +42,8 @@ class EditVerifier:
         for x0, y0, x1, y1 in areas:
             if x1 - x0 < 4 or y1 - y0 < 4:
                 continue
-            before, after = original[y0:y1, x0:x1], np.ascontiguousarray(safe[y0:y1, x0:x1])
-            found += [f"face at ({x0 + int(f.box[0])}, {y0 + int(f.box[1])})" for f in self._faces_left(before, after)]
+            before, after = _readable(original[y0:y1, x0:x1]), _readable(safe[y0:y1, x0:x1])
+            found += [f"face near ({x0}, {y0})" for _ in self._faces_left(before, after)]
             known = [r.label for r in regions if r.category == "text_symbols" and r.label and _inside(r.box, (x0, y0, x1, y1))]
             found += [f"text {t!r}" for t in self._text_left(before, after, known)]
         return found
@@ -72,6 +74,16 @@ class EditVerifier:
 
     def _same_person(self, a, b) -> bool:
         return self._embedder.same_identity(a, b)
+
+
+def _readable(crop: np.ndarray) -> np.ndarray:
+    """``crop`` scaled up so its shorter side is at least ``MIN_CROP_SIDE``: small faces and lines are found at that size."""
+    import cv2
+
+    scale = MIN_CROP_SIDE / min(crop.shape[:2])
+    if scale <= 1:
+        return np.ascontiguousarray(crop)
+    return cv2.resize(crop, (round(crop.shape[1] * scale), round(crop.shape[0] * scale)), interpolation=cv2.INTER_CUBIC)
 
 
 def _inside(box, area) -> bool:
