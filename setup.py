@@ -74,7 +74,9 @@ setup(
         "jinja2",  # pages: review, demo, evaluation report
     ],
     extras_require={
-        "test": ["pytest", "pytest-timeout", "ray[data]", "peft>=0.17", "selenium", "nbclient", "nbformat", "ipykernel", "onnx"],
+        "test": ["pytest", "pytest-timeout", "ray[data]", "peft>=0.17", "selenium", "nbclient", "nbformat", "ipykernel", "onnx",
+                 "sentencepiece"],
+        "convert": ["sentencepiece"],  # u2s convert-internvl: InternLM2's SentencePiece tokenizer
         "train": ["peft>=0.17"],
         "ray": ["ray[data]"],
     },

@@ -139,5 +139,7 @@ def test_internvl_through_the_paper_preset_fails_closed_on_gibberish(internvl_di
 
 def test_remote_code_internvl_names_the_ways_to_run_it(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "internvl_chat", "architectures": ["InternVLChatModel"]}))
-    with pytest.raises(ValueError, match="remote-code format.*InternLM2.*stage1_backend='openai'.*InternVL3_5-8B-HF"):
-        TransformersChat.load(str(tmp_path), None, resolve_config("paper", local_files_only=True).model)
+    for trusted in (False, True):  # its remote code has no chat-template path either way: it is converted
+        with pytest.raises(ValueError, match="remote-code format.*u2s convert-internvl SRC DST.*stage1_backend='openai'"):
+            TransformersChat.load(str(tmp_path), None, resolve_config("paper", local_files_only=True,
+                                                                        trust_remote_code=trusted).model)

@@ -3,10 +3,10 @@
 transformers' ``InternVLProcessor`` also builds a video processor, and that needs torchvision,
 which this package never installs. Images alone need only the image processor and the
 tokenizer: this processor is InternVL's own with the video part left out. Checkpoints in the
-native format are the converted ones (``OpenGVLab/InternVL3_5-8B-HF``, ``OpenGVLab/InternVL3-8B-hf``);
-the original releases (``OpenGVLab/InternVL2_5-8B``) are remote code (``internvl_chat``); the
-8B one's language model is InternLM2, for which transformers has no native class, so it cannot be
-converted either: vLLM and LMDeploy run it as published.
+native format are the converted ones (``OpenGVLab/InternVL3_5-8B-HF``, ``OpenGVLab/InternVL3-8B-hf``,
+or any original release after ``u2s convert-internvl``); the original releases
+(``OpenGVLab/InternVL2_5-8B``) are remote code (``internvl_chat``) that answers through its own
+``chat()`` rather than a chat template, so they are converted first (:mod:`.internvl_convert`).
 """
 
 import re
@@ -37,9 +37,9 @@ class InternVLImageProcessor(InternVLProcessor):
 
 def remote_code_message(model_id: str) -> str:
     return (
-        f"{model_id!r} is stored in InternVL's own remote-code format (internvl_chat), which the transformers "
-        "backend does not run (InternVL2.5-8B's language model, InternLM2, has no native transformers class). "
-        "Serve it with vLLM or LMDeploy (both run it as published) and pass stage1_backend='openai', "
-        "openai_base_url=..., or use a checkpoint in transformers' native InternVL format (for example "
-        "'OpenGVLab/InternVL3_5-8B-HF')."
+        f"{model_id!r} is stored in InternVL's own remote-code format (internvl_chat), whose code answers through "
+        "model.chat() instead of a chat template, so the transformers backend does not run it, with or without "
+        "trust_remote_code. Convert it once to transformers' native InternVL format and pass the new folder: "
+        f"`hf download {model_id} --local-dir SRC` then `u2s convert-internvl SRC DST` and vlm_model='DST'. "
+        "Or serve it with vLLM or LMDeploy and pass stage1_backend='openai', openai_base_url=..."
     )
