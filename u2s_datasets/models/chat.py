@@ -85,9 +85,8 @@ class TransformersChat:
         try:
             # The raw config.json: its model_type is readable even where the class is remote code.
             raw_config = PretrainedConfig.get_config_dict(model_id, revision=revision, local_files_only=settings.local_files_only)[0]
+            _check_remote_code(model_id, raw_config, settings.trust_remote_code)
             model_type = raw_config.get("model_type") if vision else None
-            if model_type in internvl.REMOTE_CODE_TYPES:
-                raise ValueError(internvl.remote_code_message(model_id))
             if model_type == "internvl":
                 # One 448-pixel tile per image, as the paper runs InternVL; the processor needs no torchvision.
                 auto_processor, processor_kwargs = internvl.InternVLImageProcessor, {"crop_to_patches": False}
@@ -138,6 +137,24 @@ class TransformersChat:
             device = self.model.get_input_embeddings().weight.device
             return device if device.type != "meta" else self.device
         return self.device
+
+
+def _check_remote_code(model_id, raw_config: dict, trusted: bool):
+    """Code shipped with a checkpoint runs only when the user says so; InternVL's runs not at all, it converts."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    from . import internvl
+
+    model_type = raw_config.get("model_type")
+    if model_type in internvl.REMOTE_CODE_TYPES:
+        # Its remote code answers through model.chat(), not through a chat template and generate().
+        raise ValueError(internvl.remote_code_message(model_id))
+    if "auto_map" in raw_config and model_type not in CONFIG_MAPPING and not trusted:
+        raise ValueError(
+            f"{model_id!r} ({model_type!r}) needs the Python code shipped with the checkpoint, which transformers "
+            "runs only when you allow it: set trust_remote_code=True if you trust that code, or use a checkpoint "
+            "in a native transformers format."
+        )
 
 
 def _apply_template(processor, conversations, extra=None):
