@@ -26,7 +26,9 @@ Args:
     captions (list of str): the public caption of each row.
     source_captions (list of str, optional): the private caption of each row (directional similarity).
     clip_model, clip_revision: CLIP checkpoint (hub id or local folder).
-    fid_features (None | "clip" | torch.nn.Module): features for FID/KID.
+    fid_features (None | "inception" | "clip" | torch.nn.Module): features for FID/KID. "inception" is FID's
+        Inception-v3 (comparable with published FIDs); its weights are not shipped:
+    fid_inception_weights (str): path of pt_inception-2015-12-05-6726825d.pth, or a Hub repository holding it.
     kid_subset_size, device, local_files_only, batch_size.
 Returns:
     clip_score, original_clip_score, directional_similarity, fid, kid_mean, kid_std,

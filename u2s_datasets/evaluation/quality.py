@@ -3,8 +3,9 @@
 - CLIP score: 100 * max(cos(image, caption), 0) of the safe image against its public caption.
 - Directional CLIP similarity: cosine between the change in image embedding (original ->
   safe) and the change in caption embedding (private -> public caption).
-- FID / KID (torchmetrics) between originals and safe images, on the features of a module
-  the caller provides (for example :class:`ClipImageFeatures`).
+- FID / KID (torchmetrics) between originals and safe images, on FID's Inception-v3 features
+  (``fid_features="inception"``, the published weights file given by the caller; comparable
+  with published FIDs), on CLIP image features (``"clip"``), or on a module the caller provides.
 """
 
 import logging
@@ -18,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CLIP = "openai/clip-vit-large-patch14"  # ViT-L/14, the paper's CLIP
 DEFAULT_CLIP_REVISION = "32bd64288804d66eefd0ccbe215aa642df71cc41"
+FID_FEATURES = ("inception", "clip")
 
 
 def _pooled(output) -> torch.Tensor:
@@ -121,6 +123,23 @@ def _uint8_batch(arrays: list, size: int = 299) -> torch.Tensor:
     return torch.from_numpy(np.stack(resized)).permute(0, 3, 1, 2).contiguous()
 
 
+class _FeaturesOnce(torch.nn.Module):
+    """``feature`` run once per image batch, however many metrics ask for the same batch."""
+
+    def __init__(self, feature: torch.nn.Module):
+        super().__init__()
+        self.feature = feature
+        self.seen = {}
+        if hasattr(feature, "num_features"):
+            self.num_features = feature.num_features
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        key = (images.data_ptr(), tuple(images.shape), images.dtype)
+        if key not in self.seen:
+            self.seen[key] = self.feature(images)
+        return self.seen[key]
+
+
 def fid_kid(originals: list, safes: list, feature: torch.nn.Module, kid_subset_size: Optional[int] = None) -> dict:
     """FID and KID (mean, std) between the original and safe image sets, on ``feature``'s embeddings."""
     from torchmetrics.image.fid import FrechetInceptionDistance
@@ -130,6 +149,7 @@ def fid_kid(originals: list, safes: list, feature: torch.nn.Module, kid_subset_s
     if n < 2:
         return {"fid": None, "kid_mean": None, "kid_std": None, "note": "FID/KID need at least 2 images per set"}
     real, fake = _uint8_batch(originals), _uint8_batch(safes)
+    feature = _FeaturesOnce(feature)  # FID and KID read the same features
     fid = FrechetInceptionDistance(feature=feature, reset_real_features=True)
     fid.update(real, real=True)
     fid.update(fake, real=False)
@@ -142,11 +162,13 @@ def fid_kid(originals: list, safes: list, feature: torch.nn.Module, kid_subset_s
 
 def compute_quality(predictions: list, references: list, captions: list, *, source_captions: Optional[list] = None,
                     clip_model: Optional[str] = None, clip_revision: Optional[str] = None, device: Optional[str] = None,
-                    local_files_only: bool = False, fid_features=None, kid_subset_size: Optional[int] = None,
-                    batch_size: int = 16) -> dict:
+                    local_files_only: bool = False, fid_features=None, fid_inception_weights: Optional[str] = None,
+                    kid_subset_size: Optional[int] = None, batch_size: int = 16) -> dict:
     """CLIP score of each safe image against its public caption (``captions``); directional
     similarity when the private ``source_captions`` are given; FID/KID when ``fid_features``
-    is "clip" or a torch module mapping uint8 NCHW images to (N, D) features."""
+    is "inception" (FID's Inception-v3, weights from ``fid_inception_weights``: the path of
+    ``pt_inception-2015-12-05-6726825d.pth`` or a Hub repository holding it), "clip", or a
+    torch module mapping uint8 NCHW images to (N, D) features."""
     from .cache import cached
     from .inputs import check_pairs, check_same_length, check_texts, load_pairs
 
@@ -155,6 +177,13 @@ def compute_quality(predictions: list, references: list, captions: list, *, sour
     check_texts(captions, "captions")
     if source_captions is not None:
         check_texts(source_captions, "source_captions")
+    if isinstance(fid_features, str) and fid_features not in FID_FEATURES:
+        raise ValueError(f"fid_features={fid_features!r} is not one of {', '.join(map(repr, FID_FEATURES))} or a torch module")
+    feature = None
+    if fid_features == "inception":  # loaded first: a missing weights file stops the run before any scoring
+        from .fid_inception import load_fid_inception
+
+        feature = cached(load_fid_inception, weights=fid_inception_weights, device=device, local_files_only=local_files_only)
     encoder = cached(ClipEncoder, model=clip_model or DEFAULT_CLIP,
                      revision=clip_revision if clip_model else clip_revision or DEFAULT_CLIP_REVISION,
                      device=device, local_files_only=local_files_only, batch_size=batch_size)
@@ -171,10 +200,13 @@ def compute_quality(predictions: list, references: list, captions: list, *, sour
         result["directional_similarity"] = float(np.nanmean(directional)) if n else None
         per_image["directional_similarity"] = directional.tolist()
     if fid_features is not None:
-        feature = ClipImageFeatures(encoder) if fid_features == "clip" else fid_features
+        if feature is None:
+            feature = ClipImageFeatures(encoder) if fid_features == "clip" else fid_features
         result.update(fid_kid(originals, safes, feature, kid_subset_size))
     result["per_image"] = per_image
-    result["models"] = {"clip": encoder.describe(),
-                        **({"fid_features": "clip" if fid_features == "clip" else type(fid_features).__name__}
-                           if fid_features is not None else {})}
+    result["models"] = {"clip": encoder.describe()}
+    if fid_features is not None:
+        result["models"]["fid_features"] = fid_features if isinstance(fid_features, str) else type(fid_features).__name__
+        if fid_features == "inception":
+            result["models"]["fid_inception_weights"] = fid_inception_weights
     return result
