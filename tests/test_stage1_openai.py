@@ -204,7 +204,7 @@ def test_unusable_answer_is_repaired_once():
     def reply(body, image):
         if image is None:
             return json.dumps(INSTRUCTION)
-        if len(body["messages"]) == 1:
+        if len(body["messages"]) == 2:  # the system message and the request
             return "Let me think about the privacy of this image. It shows a cup."
         return json.dumps(COFFEE_ANSWER)
 
@@ -212,8 +212,8 @@ def test_unusable_answer_is_repaired_once():
         out = _dataset(["coffee"]).map(_transform(server.url), batched=True)
     assert out[0]["u2s_status"] == "passthrough" and out[0]["public_caption"] == COFFEE_ANSWER["public_caption"]
     repair = server.requests[1]["messages"]
-    assert [m["role"] for m in repair] == ["user", "assistant", "user"]
-    assert "It shows a cup" in repair[1]["content"] and "no JSON object" in repair[2]["content"]
+    assert [m["role"] for m in repair] == ["system", "user", "assistant", "user"]
+    assert "It shows a cup" in repair[2]["content"] and "no JSON object" in repair[3]["content"]
 
 
 def test_answers_unusable_twice_fail_closed():

@@ -40,6 +40,12 @@ def test_prompts_render_with_and_without_a_class():
     assert 'class "dog"' in prompts.flag_prompt("dog") and "class" not in prompts.flag_prompt(None).split("categories")[0]
 
 
+def test_every_request_has_its_system_message():
+    texts = {role: prompts.system_prompt(role) for role in ("inspect", "flag", "instruct")}
+    assert all("private" in text and "{" not in text for text in texts.values())
+    assert len(set(texts.values())) == 3
+
+
 def test_instruction_prompt_carries_the_papers_rules():
     inspection = parse_inspection(json.dumps(ASTRONAUT_ANSWER), (512, 512))
     prompt = prompts.instruction_prompt(inspection)

@@ -74,10 +74,12 @@ def test_each_unusable_answer_gets_one_repair_request(vlm_dir, lm_dir, photos):
     results = inspector.inspect(photos[:2], ["cup", None])
 
     assert len(calls) == 2 and len(calls[0]) == 2 and len(calls[1]) == 2
-    first_prompt = calls[0][0][0]["content"][-1]["text"]
+    system, first = calls[0][0]
+    assert system["role"] == "system" and "private" in system["content"][-1]["text"]
+    first_prompt = first["content"][-1]["text"]
     assert 'class "cup"' in first_prompt and "people_faces" in first_prompt
     repair = calls[1][0]
-    assert [m["role"] for m in repair] == ["user", "assistant", "user"]
+    assert [m["role"] for m in repair] == ["system", "user", "assistant", "user"]
     assert "could not be used" in repair[-1]["content"][-1]["text"]
     for result in results:
         assert result.is_private is True and result.error.startswith("inspection answer unusable after one repair request")

@@ -11,7 +11,7 @@ from typing import Optional
 import numpy as np
 
 from ..inspect.parsing import AnswerError, extract_object
-from ..models.chat import user_message
+from ..models.chat import system_message, user_message
 
 OCR_PROMPT = (
     "Read every piece of text visible in this image: signs, labels, documents, screens, name tags, "
@@ -28,6 +28,7 @@ RACE_PROMPT = (
     '{{"person": true, {example}}}'
 )
 
+JUDGE_SYSTEM = "You evaluate how well an anonymised image hides what was private in its original."
 JUDGE_RUBRIC = (
     "Image-1 is an original photo. Image-2 is a privacy-protected version of it.\n"
     "Step 1: list the elements of Image-1 that could identify a specific person, place, document or belonging "
@@ -84,7 +85,7 @@ def race_entropy(probabilities: dict) -> float:
 
 def judge_pair(chat, original, safe, max_new_tokens: int = 512) -> dict:
     """The two-image, two-step rubric: original as Image-1, safe as Image-2, a score 0-100."""
-    conversation = [{"role": "user", "content": [
+    conversation = [system_message(JUDGE_SYSTEM), {"role": "user", "content": [
         {"type": "text", "text": "Image-1:"}, {"type": "image", "image": original},
         {"type": "text", "text": "Image-2:"}, {"type": "image", "image": safe},
         {"type": "text", "text": JUDGE_RUBRIC},
@@ -103,4 +104,5 @@ def parse_rubric_score(answer: str) -> Optional[float]:
 
 
 def describe_prompts() -> dict:
-    return {"ocr": OCR_PROMPT, "race": RACE_PROMPT, "judge": JUDGE_RUBRIC, "race_labels": list(RACE_LABELS)}
+    return {"ocr": OCR_PROMPT, "race": RACE_PROMPT, "judge_system": JUDGE_SYSTEM, "judge": JUDGE_RUBRIC,
+            "race_labels": list(RACE_LABELS)}

@@ -5,7 +5,7 @@ import logging
 from PIL import Image
 
 from .. import prompts
-from ..models.chat import TransformersChat, assistant_message, user_message
+from ..models.chat import TransformersChat, assistant_message, system_message, user_message
 from ..records import Inspection
 from .parsing import AnswerError, parse_flag, parse_inspection
 
@@ -36,7 +36,8 @@ class ChatInspector:
 
     def _flags(self, sent: list, class_labels: list) -> list:
         """The separate verdict per image: ``(is_private, categories)``; unusable twice reads as private."""
-        conversations = [[user_message(prompts.flag_prompt(label), image)] for image, label in zip(sent, class_labels)]
+        system = system_message(prompts.system_prompt("flag"))
+        conversations = [[system, user_message(prompts.flag_prompt(label), image)] for image, label in zip(sent, class_labels)]
         answers = self.chat.generate(conversations, self.flag_max_new_tokens)
         flags, problems = [], {}
         for i, answer in enumerate(answers):
@@ -60,8 +61,9 @@ class ChatInspector:
         return flags
 
     def _inspect(self, images: list, sent: list, class_labels: list) -> list:
+        system = system_message(prompts.system_prompt("inspect"))
         conversations = [
-            [user_message(prompts.inspection_prompt(label, self.box_format, image.size), image)]
+            [system, user_message(prompts.inspection_prompt(label, self.box_format, image.size), image)]
             for image, label in zip(sent, class_labels)
         ]
         answers = self.chat.generate(conversations, self.max_new_tokens)

@@ -3,7 +3,7 @@
 import logging
 
 from .. import prompts
-from ..models.chat import TransformersChat, assistant_message, user_message
+from ..models.chat import TransformersChat, assistant_message, system_message, user_message
 from ..inspect.parsing import AnswerError, parse_instruction
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,8 @@ class ChatInstructor:
         self.max_new_tokens = max_new_tokens
 
     def instruct(self, inspections: list) -> list:
-        conversations = [[user_message(prompts.instruction_prompt(inspection))] for inspection in inspections]
+        system = system_message(prompts.system_prompt("instruct"))
+        conversations = [[system, user_message(prompts.instruction_prompt(inspection))] for inspection in inspections]
         answers = self.chat.generate(conversations, self.max_new_tokens)
         results, problems = [], {}
         for i, (inspection, answer) in enumerate(zip(inspections, answers)):

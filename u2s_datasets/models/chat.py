@@ -19,6 +19,10 @@ class ModelNotFoundError(FileNotFoundError):
     """A model that cannot be loaded from the Hub cache or the given folder."""
 
 
+def system_message(text: str) -> dict:
+    return {"role": "system", "content": [{"type": "text", "text": text}]}
+
+
 def user_message(text: str, image=None) -> dict:
     content = ([{"type": "image", "image": image}] if image is not None else []) + [{"type": "text", "text": text}]
     return {"role": "user", "content": content}

@@ -37,6 +37,11 @@ CATEGORY_EXAMPLES = {
 }
 
 
+def system_prompt(role: str) -> str:
+    """The system message of each stage-1 request: ``"inspect"``, ``"flag"`` or ``"instruct"``."""
+    return template(f"system_{role}").strip()
+
+
 def categories_text() -> str:
     """The taxonomy as a numbered list, each category with its examples."""
     return "\n".join(f"{i}. {c.id} ({c.name}): {c.description} Examples: {CATEGORY_EXAMPLES[c.id]}."
