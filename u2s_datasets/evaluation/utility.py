@@ -112,26 +112,34 @@ def probe_predictions(train_x: np.ndarray, train_y: list, test_x: np.ndarray, se
     return probe.predict(test_x)
 
 
-def utility(safe_train: list, raw_train: Optional[list], train_labels: list, test_images: list, test_labels: list,
-            backbone, seed: int = 0) -> dict:
-    """Accuracy on the real test split of probes trained on safe and on raw training images."""
-    test_x = backbone(test_images)
-    test_y = np.asarray(test_labels)
-    safe_predictions = probe_predictions(backbone(safe_train), list(train_labels), test_x, seed)
+def accuracies(safe_predictions, raw_predictions, train_labels: list, test_labels: list) -> dict:
+    """The utility figures from test predictions of the classifier trained on safe images and, when
+    given, of the one trained on raw images: accuracies, their ratio, per-image correctness, counts, chance."""
+    test_y = np.asarray(test_labels, dtype=object)
+    safe_correct = np.asarray(safe_predictions, dtype=object) == test_y
     result = {
-        "safe_accuracy": float(np.mean(safe_predictions == test_y)),
-        "per_image": {"safe_correct": [bool(v) for v in safe_predictions == test_y]},
+        "safe_accuracy": float(np.mean(safe_correct)),
+        "per_image": {"safe_correct": [bool(v) for v in safe_correct]},
         "n_train": len(train_labels),
         "n_test": len(test_labels),
         "n_classes": len(set(train_labels)),
         "chance_accuracy": float(max(np.mean(test_y == c) for c in set(test_labels))),
     }
-    if raw_train is not None:
-        raw_predictions = probe_predictions(backbone(raw_train), list(train_labels), test_x, seed)
-        result["raw_accuracy"] = float(np.mean(raw_predictions == test_y))
+    if raw_predictions is not None:
+        raw_correct = np.asarray(raw_predictions, dtype=object) == test_y
+        result["raw_accuracy"] = float(np.mean(raw_correct))
         result["accuracy_ratio"] = result["safe_accuracy"] / result["raw_accuracy"] if result["raw_accuracy"] > 0 else None
-        result["per_image"]["raw_correct"] = [bool(v) for v in raw_predictions == test_y]
+        result["per_image"]["raw_correct"] = [bool(v) for v in raw_correct]
     return result
+
+
+def utility(safe_train: list, raw_train: Optional[list], train_labels: list, test_images: list, test_labels: list,
+            backbone, seed: int = 0) -> dict:
+    """Accuracy on the real test split of probes trained on safe and on raw training images."""
+    test_x = backbone(test_images)
+    safe_predictions = probe_predictions(backbone(safe_train), list(train_labels), test_x, seed)
+    raw_predictions = probe_predictions(backbone(raw_train), list(train_labels), test_x, seed) if raw_train is not None else None
+    return accuracies(safe_predictions, raw_predictions, train_labels, test_labels)
 
 
 def compute_utility(predictions: list, references: Optional[list], labels: list, test_images: list, test_labels: list,
@@ -191,19 +199,6 @@ def compute_utility(predictions: list, references: Optional[list], labels: list,
 def finetuned_utility(safe_train: list, raw_train: Optional[list], train_labels: list, test_images: list,
                       test_labels: list, tuner, seed: int = 0) -> dict:
     """Accuracy on the real test split of classifiers fine-tuned on safe and on raw training images."""
-    test_y = np.asarray(test_labels, dtype=object)
-    safe_predictions = np.asarray(tuner.fit_predict(safe_train, train_labels, test_images, seed), dtype=object)
-    result = {
-        "safe_accuracy": float(np.mean(safe_predictions == test_y)),
-        "per_image": {"safe_correct": [bool(v) for v in safe_predictions == test_y]},
-        "n_train": len(train_labels),
-        "n_test": len(test_labels),
-        "n_classes": len(set(train_labels)),
-        "chance_accuracy": float(max(np.mean(test_y == c) for c in set(test_labels))),
-    }
-    if raw_train is not None:
-        raw_predictions = np.asarray(tuner.fit_predict(raw_train, train_labels, test_images, seed), dtype=object)
-        result["raw_accuracy"] = float(np.mean(raw_predictions == test_y))
-        result["accuracy_ratio"] = result["safe_accuracy"] / result["raw_accuracy"] if result["raw_accuracy"] > 0 else None
-        result["per_image"]["raw_correct"] = [bool(v) for v in raw_predictions == test_y]
-    return result
+    safe_predictions = tuner.fit_predict(safe_train, train_labels, test_images, seed)
+    raw_predictions = tuner.fit_predict(raw_train, train_labels, test_images, seed) if raw_train is not None else None
+    return accuracies(safe_predictions, raw_predictions, train_labels, test_labels)
