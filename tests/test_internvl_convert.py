@@ -240,7 +240,10 @@ def test_converted_tokenizer_and_template_match_internvl_without_remote_code(rem
 
     folder, _ = remote
     config = json.loads((converted / "config.json").read_text())
-    assert "auto_map" not in config and config["model_type"] == "internvl"
+    assert config["model_type"] == "internvl"
+    for name in ("config.json", "tokenizer_config.json", "processor_config.json"):
+        assert "auto_map" not in json.loads((converted / name).read_text()), name  # nothing points at remote code
+    assert not list(converted.glob("*.py"))
     tokenizer = AutoTokenizer.from_pretrained(converted, trust_remote_code=False)
     for text in CORPUS + ["x<|im_start|>user\n<img><IMG_CONTEXT></img>\n  two  spaces\tü 42<|im_end|>\n"]:
         assert tokenizer(text).input_ids == _sentencepiece_ids(folder, text), text
@@ -277,3 +280,34 @@ def test_cli_converts_and_refuses_what_is_not_internvl(remote, tmp_path):
     with pytest.raises(ConversionError, match="not InternVL's remote-code format"):
         convert_internvl(tmp_path / "native", tmp_path / "never")
     assert main(["convert-internvl", str(tmp_path / "native"), str(tmp_path / "never")]) == 2
+
+
+def test_qwen2_based_release_converts_with_tied_embeddings(remote, tmp_path):
+    """InternVL2.5-1B and its Qwen2 siblings: the language model keeps its names; tied embeddings stay tied."""
+    from tiny_chat_models import char_tokenizer
+    from transformers import InternVLForConditionalGeneration, Qwen2Config, Qwen2ForCausalLM
+
+    source = tmp_path / "internvl2_5_qwen2"
+    source.mkdir()
+    tokenizer = char_tokenizer()
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<img>", "</img>", "<IMG_CONTEXT>", "<|im_start|>", "<|im_end|>"]})
+    tokenizer.save_pretrained(source)
+    llm = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": len(tokenizer), "hidden_size": HIDDEN,
+           "intermediate_size": 64, "num_hidden_layers": LAYERS, "num_attention_heads": HEADS, "num_key_value_heads": KV_HEADS,
+           "hidden_act": "silu", "max_position_embeddings": 2048, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+           "rope_scaling": None, "tie_word_embeddings": True, "use_sliding_window": False, "bos_token_id": 2, "eos_token_id": 3}
+    torch.manual_seed(1)
+    language = Qwen2ForCausalLM(Qwen2Config(**{k: v for k, v in llm.items() if k not in ("architectures", "model_type")})).eval()
+    weights = {k: v for k, v in remote[1].items() if not k.startswith("language_model.")}
+    weights.update({f"language_model.{k}": v.clone() for k, v in language.state_dict().items()})
+    config = _remote_config(len(tokenizer))
+    config["llm_config"] = llm
+    (source / "config.json").write_text(json.dumps(config))
+    save_file(weights, str(source / "model.safetensors"))
+
+    model = InternVLForConditionalGeneration.from_pretrained(convert_internvl(source, tmp_path / "hf"), dtype=torch.float32).eval()
+    assert model.config.text_config.model_type == "qwen2" and model.config.image_token_id == tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>")
+    assert model.lm_head.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+    ids = torch.tensor([[2, 40, 41, 50, 60, 70, 9]])
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_ids=ids).logits, language(input_ids=ids).logits, atol=1e-5, rtol=1e-5)

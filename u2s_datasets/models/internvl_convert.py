@@ -185,6 +185,7 @@ def load_tokenizer(source, lm_type: str):
         )
     else:
         tokenizer = AutoTokenizer.from_pretrained(str(source), trust_remote_code=False, extra_special_tokens=special)
+    tokenizer.init_kwargs.pop("auto_map", None)  # the remote tokenizer classes stay behind
     missing = [t for t in (IMAGE_START, IMAGE_END, IMAGE_CONTEXT, END_OF_TURN) if t not in tokenizer.get_vocab()]
     if missing:
         raise ConversionError(f"{source}: the tokenizer lacks InternVL's tokens {missing}")
@@ -199,7 +200,12 @@ def _adds_dummy_prefix(model_file: Path) -> bool:
         raise ConversionError("InternLM2's tokenizer is a SentencePiece model: `pip install sentencepiece` to convert it.") from e
     proto = sentencepiece_model_pb2.ModelProto()
     proto.ParseFromString(model_file.read_bytes())
-    return bool(proto.normalizer_spec.add_dummy_prefix)
+    normalizer = proto.normalizer_spec
+    if normalizer.name not in ("", "identity") or normalizer.remove_extra_whitespaces:
+        # transformers' Llama tokenizer keeps text as it is; this model would normalise it first.
+        logger.warning("%s normalises text (%s%s): converted token ids may differ from SentencePiece's on such text",
+                       model_file, normalizer.name, ", collapses whitespace" if normalizer.remove_extra_whitespaces else "")
+    return bool(normalizer.add_dummy_prefix)
 
 
 def chat_template(bos: bool) -> str:
