@@ -248,6 +248,7 @@ def test_converted_tokenizer_and_template_match_internvl_without_remote_code(rem
     for text in CORPUS + ["x<|im_start|>user\n<img><IMG_CONTEXT></img>\n  two  spaces\tü 42<|im_end|>\n"]:
         assert tokenizer(text).input_ids == _sentencepiece_ids(folder, text), text
     assert config["image_token_id"] == tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>") == 362
+    assert len(tokenizer) == config["text_config"]["vocab_size"]  # every token has an embedding
     processor = InternVLImageProcessor.from_pretrained(converted)
     conversation = [{"role": "user", "content": [{"type": "image", "image": Image.new("RGB", (40, 30), "red")},
                                                  {"type": "text", "text": "Describe."}]}]

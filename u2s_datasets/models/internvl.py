@@ -28,11 +28,11 @@ class InternVLImageProcessor(InternVLProcessor):
         self.start_image_token_id = tokenizer.start_image_token_id
         self.end_image_token_id = tokenizer.end_image_token_id
         self.image_token = tokenizer.context_image_token
-        self.video_token = tokenizer.video_token
+        # Converted InternVL2.5 tokenizers name no video token: their vocabulary has none.
+        self.video_token = getattr(tokenizer, "video_token", None)
         self.image_token_id = tokenizer.context_image_token_id
-        self.multimodal_pattern = re.compile(
-            f"(?P<image>{re.escape(self.image_token)})|(?P<video>{re.escape(self.video_token)})"
-        )
+        video = f"|(?P<video>{re.escape(self.video_token)})" if self.video_token else ""
+        self.multimodal_pattern = re.compile(f"(?P<image>{re.escape(self.image_token)}){video}")
 
 
 def remote_code_message(model_id: str) -> str:

@@ -20,7 +20,7 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-IMAGE_CONTEXT, IMAGE_START, IMAGE_END, VIDEO = "<IMG_CONTEXT>", "<img>", "</img>", "<video>"
+IMAGE_CONTEXT, IMAGE_START, IMAGE_END = "<IMG_CONTEXT>", "<img>", "</img>"
 END_OF_TURN = "<|im_end|>"
 # InternVL2.5's own conversation template ("internvl2_5") opens every chat with this system message.
 DEFAULT_SYSTEM_MESSAGE = "你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位联合开发的多模态大语言模型。"
@@ -170,12 +170,12 @@ def load_weights(source) -> dict:
     return weights
 
 
-def load_tokenizer(source, lm_type: str):
+def load_tokenizer(source, lm_type: str, vocab_size: int):
     """The checkpoint's tokenizer without its remote code, with InternVL's image tokens named."""
     from transformers import AutoTokenizer, LlamaTokenizer
 
-    special = {"start_image_token": IMAGE_START, "end_image_token": IMAGE_END, "context_image_token": IMAGE_CONTEXT,
-               "video_token": VIDEO}
+    # Named, not added: every one is already in InternVL's vocabulary (checked below).
+    special = {"start_image_token": IMAGE_START, "end_image_token": IMAGE_END, "context_image_token": IMAGE_CONTEXT}
     settings = json.loads((Path(source) / "tokenizer_config.json").read_text())
     if "InternLM2" in str(settings.get("tokenizer_class", "")):
         # The same SentencePiece model, read by transformers' own Llama tokenizer.
@@ -186,9 +186,13 @@ def load_tokenizer(source, lm_type: str):
     else:
         tokenizer = AutoTokenizer.from_pretrained(str(source), trust_remote_code=False, extra_special_tokens=special)
     tokenizer.init_kwargs.pop("auto_map", None)  # the remote tokenizer classes stay behind
-    missing = [t for t in (IMAGE_START, IMAGE_END, IMAGE_CONTEXT, END_OF_TURN) if t not in tokenizer.get_vocab()]
+    vocab = tokenizer.get_vocab()
+    missing = [t for t in (IMAGE_START, IMAGE_END, IMAGE_CONTEXT, END_OF_TURN) if vocab.get(t, vocab_size) >= vocab_size]
     if missing:
-        raise ConversionError(f"{source}: the tokenizer lacks InternVL's tokens {missing}")
+        raise ConversionError(f"{source}: InternVL's tokens {missing} have no embedding among the language model's {vocab_size}")
+    if len(tokenizer) > vocab_size:
+        logger.warning("%s: the tokenizer has %d tokens for %d embeddings; the last ones cannot be used",
+                       source, len(tokenizer), vocab_size)
     tokenizer.chat_template = chat_template(bos=lm_type != "qwen2")
     return tokenizer
 
@@ -251,7 +255,7 @@ def convert_internvl(source, destination, dtype=None) -> str:
 
     config = read_remote_config(source)
     lm_type = config["llm_config"]["model_type"]
-    tokenizer = load_tokenizer(source, lm_type)
+    tokenizer = load_tokenizer(source, lm_type, int(config["llm_config"]["vocab_size"]))
     native = native_config(config, tokenizer)
     logger.info("converting %s (InternViT + %s) to %s", source, lm_type, destination)
     original = load_weights(source)
