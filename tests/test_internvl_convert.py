@@ -274,8 +274,11 @@ def test_converted_model_runs_as_the_paper_presets_inspector(converted):
 def test_cli_converts_and_refuses_what_is_not_internvl(remote, tmp_path):
     from u2s_datasets.cli import main
 
-    assert main(["convert-internvl", str(remote[0]), str(tmp_path / "out")]) == 0
-    assert (tmp_path / "out" / "model.safetensors").is_file()
+    from safetensors import safe_open
+
+    assert main(["convert-internvl", str(remote[0]), str(tmp_path / "out"), "--dtype", "bf16"]) == 0
+    with safe_open(str(tmp_path / "out" / "model.safetensors"), "pt") as f:
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"BF16"}
     (tmp_path / "native").mkdir()
     (tmp_path / "native" / "config.json").write_text(json.dumps({"model_type": "internvl"}))
     with pytest.raises(ConversionError, match="not InternVL's remote-code format"):
