@@ -4,6 +4,7 @@ import numpy as np
 
 from ..records import Inspection, Region, ReviewItem
 from .detectors import CenterFaceDetector, TextDetector
+from .row_pool import RowPool
 
 MAX_QUOTED_WORDS = 12
 
@@ -15,26 +16,16 @@ class DetectorInspector:
         settings = config.inspect
         self.read_text = settings.read_text
         self.done = _DONE.get(config.edit.editor)  # the public caption says what the editor does
-        self.faces = self.text = None
-        tiling = dict(tile=settings.detector_tile_size, overlap=settings.detector_tile_overlap)
-        if settings.detect_faces:
-            self.faces = CenterFaceDetector(
-                settings.face_threshold, settings.detector_max_side, min_face=settings.face_min_size, angles=settings.face_angles,
-                proposal_threshold=settings.face_proposal_threshold, **tiling,
-            )
-        if settings.detect_text:
-            self.text = TextDetector(
-                settings.text_threshold, settings.detector_max_side, min_side=settings.text_min_side, inverse=settings.text_inverse,
-                orientations=settings.text_orientations, **tiling,
-            )
+        self.faces = _face_detector(settings) if settings.detect_faces else None
+        self.text = RowPool(lambda threads: _text_detector(settings, threads)) if settings.detect_text else None
 
     def inspect(self, images: list, class_labels: list) -> list:
-        return [self._inspect_one(image, label) for image, label in zip(images, class_labels)]
+        # Faces one row after the other (OpenCV uses every core), text rows side by side.
+        faces = [self.faces(np.asarray(image)) if self.faces else [] for image in images]
+        lines = self.text.map(lambda detector, image: detector(np.asarray(image)), images) if self.text else [[] for _ in images]
+        return [self._inspection(*row) for row in zip(images, class_labels, faces, lines)]
 
-    def _inspect_one(self, image, label) -> Inspection:
-        rgb = np.asarray(image)
-        faces = self.faces(rgb) if self.faces else []
-        lines = self.text(rgb) if self.text else []
+    def _inspection(self, image, label, faces, lines) -> Inspection:
         regions = [Region("people_faces", _int_box(f.box, image.size), f.score, "face") for f in faces]
         regions += [Region("text_symbols", _int_box(t.box, image.size), t.score, t.text) for t in lines]
         categories = [c for c in ("people_faces", "text_symbols") if any(r.category == c for r in regions)]
@@ -54,6 +45,22 @@ class DetectorInspector:
             regions=regions,
             review=review,
         )
+
+
+def _face_detector(settings) -> CenterFaceDetector:
+    return CenterFaceDetector(
+        settings.face_threshold, settings.detector_max_side, min_face=settings.face_min_size, angles=settings.face_angles,
+        proposal_threshold=settings.face_proposal_threshold, tile=settings.detector_tile_size, overlap=settings.detector_tile_overlap,
+        turned_min_face=settings.face_turned_min_size,
+    )
+
+
+def _text_detector(settings, threads: int) -> TextDetector:
+    return TextDetector(
+        settings.text_threshold, settings.detector_max_side, min_side=settings.text_min_side, inverse=settings.text_inverse,
+        orientations=settings.text_orientations, threads=threads, tile=settings.detector_tile_size,
+        overlap=settings.detector_tile_overlap,
+    )
 
 
 def _private_caption(subject, faces, lines, quote) -> str:

@@ -7,6 +7,8 @@ import numpy as np
 
 SURE_ORIENTATION = 0.9  # angle classifier confidence above which only its choice is read
 TALL = 1.5  # a rectified line this much taller than wide is vertical text: read it turned by 90 degrees
+WINDOW = 16  # a long line is read this many heights at a time (about 20 characters)
+MAX_UPSCALE = 1.5  # 10 px text is found at 15 px; more only multiplies the work (a 190 px strip would grow 4x)
 
 
 class TextDetector:
@@ -19,22 +21,25 @@ class TextDetector:
 
     Args:
         max_side: the whole image is seen once scaled down to this longest side.
-        min_side: images whose shorter side is below this are scaled up to it first, so
-            that 10 px text reaches the size PP-OCR was trained on (0: no upscaling).
+        min_side: images whose shorter side is below this are scaled up towards it first (by
+            at most ``MAX_UPSCALE``), so that 10 px text reaches a size PP-OCR finds (0: no upscaling).
         tile, overlap: larger images are also seen at native resolution in tiles of this
             size sharing ``overlap`` pixels (0: the whole image at ``max_side`` only).
         inverse: a second detection pass on the inverted image (light text on dark).
         orientations: read each crop in its two likely orientations (else as found).
+        threads: threads of each onnxruntime call (0: onnxruntime's default, every core).
     """
 
     def __init__(self, threshold: float = 0.5, max_side: int = 1024, min_chars: int = 2, box_threshold: float = 0.3,
-                 min_side: int = 0, tile: int = 0, overlap: int = 128, inverse: bool = False, orientations: bool = False):
+                 min_side: int = 0, tile: int = 0, overlap: int = 128, inverse: bool = False, orientations: bool = False,
+                 threads: int = 0):
         from rapidocr_onnxruntime import RapidOCR
 
         # A low box threshold finds faint lines (uneven light on a page); recognition filters.
         # The images handed to the detection network are sized here (never above 2000 px,
         # so its own "max" limit leaves them as they are).
-        self.engine = RapidOCR(det_limit_type="max", det_box_thresh=box_threshold)
+        threading = dict(intra_op_num_threads=threads, inter_op_num_threads=1) if threads else {}
+        self.engine = RapidOCR(det_limit_type="max", det_box_thresh=box_threshold, rec_batch_num=1, **threading)
         self.threshold, self.min_chars, self.max_side, self.min_side = threshold, min_chars, min(max_side, 2000), min_side
         self.tile, self.overlap, self.inverse, self.orientations = min(tile, 2000), overlap, inverse, orientations
         # RapidOCR attaches a chatty console handler of its own.
@@ -43,53 +48,56 @@ class TextDetector:
     def __call__(self, rgb: np.ndarray) -> list:
         from .detectors import Detection
 
-        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-        quads = self._find_quads(bgr)
+        # PP-OCR reads BGR: each view handed to it is turned to BGR on its own, never the whole image.
+        quads = self._find_quads(rgb)
         if self.inverse:
-            quads += self._find_quads(255 - bgr)
+            quads += self._find_quads(rgb, inverted=True)
         if not quads:
             return []
         # Reading order (top to bottom, left to right), as the captions quote the lines.
         quads = list(self.engine.sorted_boxes(np.stack(_distinct(quads))))
         detections = []
-        for quad, (text, score) in zip(quads, self._read(bgr, quads)):
+        for quad, (text, score) in zip(quads, self._read(rgb, quads)):
             text = text.strip()
-            if score < self.threshold or len(text.replace(" ", "")) < self.min_chars:
+            if not self._reads(text, score):
                 continue
             x0, y0 = quad.min(axis=0)
             x1, y1 = quad.max(axis=0)
             detections.append(Detection(box=(float(x0), float(y0), float(x1), float(y1)), score=float(score), text=text))
         return detections
 
-    def _find_quads(self, bgr: np.ndarray) -> list:
+    def _find_quads(self, rgb: np.ndarray, inverted: bool = False) -> list:
         from .detectors import pyramid_scales, resized, scaled_tiles
 
-        height, width = bgr.shape[:2]
+        height, width = rgb.shape[:2]
         top = min(1.0, self.max_side / max(height, width))
         if self.min_side and min(height, width) * top < self.min_side:
-            top = min(self.min_side / min(height, width), 2000 / max(height, width))
-        quads = self._detect(resized(bgr, top), top)
+            top = min(self.min_side / min(height, width), 2000 / max(height, width), MAX_UPSCALE)
+        quads = self._detect(resized(rgb, top), top, inverted=inverted)
         if self.tile and top < 1.0:
-            for scale in pyramid_scales(bgr.shape, self.max_side, 1.0)[1:]:
-                for crop, origin in scaled_tiles(bgr, scale, self.tile, self.overlap):
-                    quads += self._detect(crop, scale, origin)
+            for scale in pyramid_scales(rgb.shape, self.max_side, 1.0)[1:]:
+                for crop, origin in scaled_tiles(rgb, scale, self.tile, self.overlap):
+                    quads += self._detect(crop, scale, origin, inverted)
         return quads
 
-    def _detect(self, bgr: np.ndarray, scale: float, origin=(0, 0)) -> list:
-        found, _ = self.engine.text_det(np.ascontiguousarray(bgr))
+    def _detect(self, rgb: np.ndarray, scale: float, origin=(0, 0), inverted: bool = False) -> list:
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        found, _ = self.engine.text_det(255 - bgr if inverted else bgr)
         if found is None:
             return []
         return [(np.asarray(q, dtype=np.float32) + np.asarray(origin, dtype=np.float32)) / scale for q in found]
 
-    def _read(self, bgr: np.ndarray, quads: list) -> list:
+    def _read(self, rgb: np.ndarray, quads: list) -> list:
         """(text, score) per quad: the best reading over the orientations tried.
 
         Tall crops are turned by 90 degrees first. With ``orientations`` the angle classifier
-        picks between that view and its half turn; when it is unsure both are read.
+        picks between that view and its half turn; when it is unsure both are read. Long lines
+        are read a window at a time (``WINDOW`` heights wide), stopping at the first window that
+        reads as text: the recogniser's cost grows with the width, and one window decides.
         """
         if not quads:
             return []
-        crops = [_lying(_rectified(bgr, quad)) for quad in quads]
+        crops = [_lying(_rectified(rgb, quad)) for quad in quads]
         views, owner = list(crops), list(range(len(crops)))
         if self.orientations:
             _, angles, _ = self.engine.text_cls(crops)
@@ -99,25 +107,47 @@ class TextDetector:
                 if confidence < SURE_ORIENTATION:
                     views.append(np.rot90(views[i], 2))
                     owner.append(i)
-        readings, _ = self.engine.text_rec(views)
+        windows = [_windows(view) for view in views]
         best = [("", 0.0)] * len(quads)
-        for i, (text, score) in zip(owner, readings):
-            if score > best[i][1]:
-                best[i] = (text, float(score))
+        for k in range(max(len(w) for w in windows)):
+            todo = [j for j, w in enumerate(windows) if k < len(w) and not self._reads(*best[owner[j]])]
+            if not todo:
+                break
+            readings, _ = self.engine.text_rec([windows[j][k] for j in todo])
+            for j, (text, score) in zip(todo, readings):
+                if score > best[owner[j]][1] or (k and self._reads(text, score)):
+                    best[owner[j]] = (text, float(score))
         return best
+
+    def _reads(self, text: str, score: float) -> bool:
+        return score >= self.threshold and len(text.replace(" ", "")) >= self.min_chars
+
+
+def _windows(crop: np.ndarray) -> list:
+    """``crop`` (a lying line) as windows ``WINDOW`` heights wide sharing 2 heights, from its start."""
+    height, width = crop.shape[:2]
+    size = WINDOW * height
+    if width <= size:
+        return [crop]
+    step = size - 2 * height
+    return [crop[:, x:x + size] for x in range(0, width - 2 * height, step)]
 
 
 def _lying(crop: np.ndarray) -> np.ndarray:
     return np.rot90(crop) if crop.shape[0] >= TALL * crop.shape[1] else crop
 
 
-def _rectified(bgr: np.ndarray, quad: np.ndarray) -> np.ndarray:
-    """The quad's content as an upright rectangle (PP-OCR's perspective crop)."""
+def _rectified(rgb: np.ndarray, quad: np.ndarray) -> np.ndarray:
+    """The quad's content as an upright BGR rectangle (PP-OCR's perspective crop), from a crop around it."""
+    x0, y0 = np.maximum(np.floor(quad.min(axis=0)).astype(int) - 2, 0)
+    x1, y1 = np.ceil(quad.max(axis=0)).astype(int) + 3
+    around = np.ascontiguousarray(rgb[y0:y1, x0:x1, ::-1])
+    quad = quad - np.array([x0, y0], dtype=quad.dtype)
     width = int(max(np.linalg.norm(quad[0] - quad[1]), np.linalg.norm(quad[2] - quad[3]), 1))
     height = int(max(np.linalg.norm(quad[0] - quad[3]), np.linalg.norm(quad[1] - quad[2]), 1))
     target = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
     matrix = cv2.getPerspectiveTransform(quad.astype(np.float32), target)
-    return cv2.warpPerspective(bgr, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE, flags=cv2.INTER_CUBIC)
+    return cv2.warpPerspective(around, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE, flags=cv2.INTER_CUBIC)
 
 
 def _distinct(quads: list) -> list:
