@@ -11,7 +11,7 @@ from . import batch_io
 from . import columns as C
 from .config import resolve_config
 from .edit.masks import region_mask
-from .images import ImageError, compose, decode, inspection_views, redacted_like, to_rgb
+from .images import ImageError, compose, decode, inspection_views, redacted_like
 from .overlap import run_parts
 from .records import EditRequest, Inspection
 from .registry import resolve
@@ -212,8 +212,7 @@ class Unsafe2Safe:
     def _verify(self, verifier, rows):
         """Look for faces and text again in the edited regions; fill what is still there."""
         for row in rows:
-            original, safe = np.asarray(row.rgb), np.asarray(to_rgb(row.safe))
-            leaks = verifier.leaks(original, safe, row.inspection.regions)
+            leaks = verifier.leaks(row.rgb, row.safe, row.inspection.regions)
             if not leaks:
                 continue
             logger.warning("%s: still recognisable after editing (%s); filling the regions", row.name, ", ".join(leaks))

@@ -9,6 +9,7 @@ match against what was read before): smudges of a blur can read as "1.2", which 
 import logging
 
 import numpy as np
+from PIL import Image
 
 from .edit.masks import grow_box
 
@@ -18,6 +19,7 @@ CLASSICAL_EDITORS = ("blur", "pixelate", "fill", "inpaint")
 SAME_TEXT_RATIO = 80  # rapidfuzz partial_ratio at which two strings read as the same words
 MIN_TEXT_CHARS = 3  # letters and digits a line needs to identify anything
 MIN_CROP_SIDE = 160  # pixels: the shorter side a crop is looked at with
+MAX_MERGED_SIDE = 1024  # pixels: merged areas stay small enough to be searched at full resolution
 CONTEXT = 0.5  # the crop searched around a region, as a fraction of its size: detectors need some surroundings
 
 
@@ -35,17 +37,19 @@ class EditVerifier:
         self.text = TextDetector(settings.text_threshold, settings.detector_max_side)
         self._embedder = None
 
-    def leaks(self, original: np.ndarray, safe: np.ndarray, regions: list) -> list:
-        height, width = safe.shape[:2]
-        areas = [grow_box(r.box, CONTEXT, (width, height)) for r in regions] or [(0, 0, width, height)]
+    def leaks(self, original, safe, regions: list) -> list:
+        width, height = safe.size if isinstance(safe, Image.Image) else safe.shape[1::-1]
         found = []
-        for x0, y0, x1, y1 in areas:
-            if x1 - x0 < 4 or y1 - y0 < 4:
-                continue
-            before, after = _readable(original[y0:y1, x0:x1]), _readable(safe[y0:y1, x0:x1])
-            found += [f"face near ({x0}, {y0})" for _ in self._faces_left(before, after)]
-            known = [r.label for r in regions if r.category == "text_symbols" and r.label and _inside(r.box, (x0, y0, x1, y1))]
-            found += [f"text {t!r}" for t in self._text_left(before, after, known)]
+        for look_for in ("faces", "text"):
+            for x0, y0, x1, y1 in _areas(regions, look_for, (width, height)):
+                if x1 - x0 < 4 or y1 - y0 < 4:
+                    continue
+                before, after = (_readable(_crop(image, (x0, y0, x1, y1))) for image in (original, safe))
+                if look_for == "faces":
+                    found += [f"face near ({x0}, {y0})" for _ in self._faces_left(before, after)]
+                    continue
+                known = [r.label for r in regions if r.category == "text_symbols" and r.label and _inside(r.box, (x0, y0, x1, y1))]
+                found += [f"text {t!r}" for t in self._text_left(before, after, known)]
         return found
 
     def _faces_left(self, before, after) -> list:
@@ -74,6 +78,44 @@ class EditVerifier:
 
     def _same_person(self, a, b) -> bool:
         return self._embedder.same_identity(a, b)
+
+
+# What each region was found for is what must be gone from it; other categories (a VLM's
+# documents, tattoos, screens ...) are searched for both.
+_ONLY = {"people_faces": "faces", "text_symbols": "text"}
+
+
+def _areas(regions: list, look_for: str, size: tuple) -> list:
+    """The boxes to search for ``look_for``: the regions grown by ``CONTEXT``, overlapping ones merged
+    up to ``MAX_MERGED_SIDE`` (one look at a page, not one per line); the whole image when there are none."""
+    if not regions:
+        return [(0, 0, *size)]
+    boxes = [list(grow_box(r.box, CONTEXT, size)) for r in regions if _ONLY.get(r.category, look_for) == look_for]
+    merged = True
+    while merged:
+        merged = False
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1:]:
+                union = min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
+                small = max(union[2] - union[0], union[3] - union[1]) <= MAX_MERGED_SIDE
+                if small and a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    a[:] = union
+                    boxes.remove(b)
+                    merged = True
+                    break
+            if merged:
+                break
+    return [tuple(b) for b in boxes]
+
+
+def _crop(image, box) -> np.ndarray:
+    """``box`` of ``image`` (a PIL image in any mode, or an RGB array) as 8-bit RGB, without copying the rest."""
+    from .images import to_rgb
+
+    if isinstance(image, Image.Image):
+        return np.asarray(to_rgb(image.crop(box)))
+    x0, y0, x1, y1 = box
+    return image[y0:y1, x0:x1]
 
 
 def _readable(crop: np.ndarray) -> np.ndarray:
