@@ -15,7 +15,8 @@ Judges (``u2s_datasets.testing_readers``), none of them the preset's own setting
            to the original face is < 0.6
 
 Each configuration runs ``Unsafe2Safe(**settings)`` through ``ds.map`` (JPEG in, JPEG out);
-"earlier" is the single scaled-down pass of earlier versions (every new setting off).
+"earlier" is the single scaled-down pass of earlier versions (every new setting off);
+"turned16" also looks for turned faces down to 16 px (face_turned_min_size=16).
 images/s counts decode, detection, blur and encode over the recall images.
 """
 
@@ -34,6 +35,7 @@ CONFIGS = {
     "earlier": dict(face_min_size=0, face_angles=(), face_proposal_threshold=0.5, detector_tile_size=0,
                     text_min_side=0, text_inverse=False, text_orientations=False),
     "current": dict(),
+    "turned16": dict(face_turned_min_size=16),
 }
 
 

