@@ -196,6 +196,9 @@ def test_settings_that_cannot_anonymize_are_refused():
             Unsafe2Safe(**bad)
     with pytest.raises(TypeError, match="must be float"):
         Unsafe2Safe(blur_strength="strong")
+    for bad in (dict(face_min_size=2), dict(face_turned_min_size=-16)):
+        with pytest.raises(ValueError, match="0 \\(off\\) or at least 8 pixels"):
+            Unsafe2Safe(**bad)
 
 
 def test_another_editor_drops_the_presets_editor_model():

@@ -136,6 +136,7 @@ _CHOICES = {
     "dual_prompt": (None, True, False, "gated", "paper"),
     "dtype": ("auto", "bf16", "bfloat16", "fp16", "float16", "fp32", "float32"),
 }
+MIN_FACE_SIZE = 8  # pixels: face sizes to search for start here (finer levels are scaled up 3x already)
 # Inclusive bounds. Outside them a setting cannot anonymize (a blur of 0, 40 pixel blocks across
 # a face, a detector that only reports certainties) or cannot run.
 _RANGES = {
@@ -216,6 +217,8 @@ def _check_value(key, value):
         if (low is not None and value < low) or (high is not None and value > high):
             bounds = f"at least {low}" if high is None else f"between {low} and {high}"
             raise ValueError(f"{key}={value!r} is out of range: it must be {bounds}")
+    if key in ("face_min_size", "face_turned_min_size") and value is not None and (value < 0 or 0 < value < MIN_FACE_SIZE):
+        raise ValueError(f"{key}={value!r} must be 0 (off) or at least {MIN_FACE_SIZE} pixels")
     if key == "fill_color" and (len(value) != 3 or not all(isinstance(v, int) and 0 <= v <= 255 for v in value)):
         raise ValueError(f"fill_color={value!r} must be three integers from 0 to 255")
 
