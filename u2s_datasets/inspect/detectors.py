@@ -17,9 +17,10 @@ import cv2
 import numpy as np
 
 FACE_FINDABLE = 24  # face width in pixels from which CenterFace finds (upright) faces, confirmed on a zoomed crop
-# A weak find's box is seen this wide when confirmed. Weak boxes of small faces hold hair and
-# background around the face: at 48 px a 16 px face found at 29 px is still too small to score.
-CONFIRM_SIDE = 96
+# A weak find's box is seen at these widths when confirmed, until one scores. Weak boxes of
+# small faces hold hair and background: at 48 px a 16 px face boxed at 29 px is still too small
+# to score; a turned face can score at one zoom and fall just short at the next.
+CONFIRM_SIDES = (96, 64, 128)
 
 
 @dataclass
@@ -121,7 +122,7 @@ class CenterFaceDetector:
             finer levels down to the scale where a face ``turned_min_face`` wide is findable.
         turned_min_face: smallest turned face width to be found (0: turns on the whole image only).
         proposal_threshold: weaker finds (down to this score) are looked at again on a crop
-            zoomed so their box is ``CONFIRM_SIDE`` pixels wide, upright and turned.
+            zoomed so their box is ``CONFIRM_SIDES`` pixels wide, upright and turned.
     """
 
     def __init__(self, threshold: float = 0.5, max_side: int = 1024, nms_threshold: float = 0.3, min_face: int = 0,
@@ -202,15 +203,16 @@ class CenterFaceDetector:
         c, d = int(min(rgb.shape[1], cx + half)), int(min(rgb.shape[0], cy + half))
         if c - a < 2 or d - b < 2:
             return None
-        zoom = CONFIRM_SIDE / max(side, 1.0)
-        crop = resized(rgb[b:d, a:c], zoom)
-        for angle in (0, *self.angles):
-            for face in self._detect_turned(crop, zoom, angle) if angle else self._detect(crop, zoom):
-                fx0, fy0, fx1, fy1 = face.box
-                near = abs((fx0 + fx1) / 2 + a - cx) < side / 2 and abs((fy0 + fy1) / 2 + b - cy) < side / 2
-                if face.score >= self.threshold and near:
-                    box = (min(x0, fx0 + a), min(y0, fy0 + b), max(x1, fx1 + a), max(y1, fy1 + b))
-                    return Detection(box=box, score=face.score, landmarks=face.landmarks + (a, b))
+        for confirm_side in CONFIRM_SIDES:
+            zoom = confirm_side / max(side, 1.0)
+            crop = resized(rgb[b:d, a:c], zoom)
+            for angle in (0, *self.angles):
+                for face in self._detect_turned(crop, zoom, angle) if angle else self._detect(crop, zoom):
+                    fx0, fy0, fx1, fy1 = face.box
+                    near = abs((fx0 + fx1) / 2 + a - cx) < side / 2 and abs((fy0 + fy1) / 2 + b - cy) < side / 2
+                    if face.score >= self.threshold and near:
+                        box = (min(x0, fx0 + a), min(y0, fy0 + b), max(x1, fx1 + a), max(y1, fy1 + b))
+                        return Detection(box=box, score=face.score, landmarks=face.landmarks + (a, b))
         return None
 
     def _decode(self, heatmap, box_scale, offset, landmarks, width, height):
