@@ -150,3 +150,27 @@ def test_grace_hoppers_name_tag_is_found_and_unreadable(reader):
     (row,) = anonymise([data])
     assert "text_symbols" in row["privacy_categories"] and "HOPP" in row["private_caption"].upper()
     assert not any("HOP" in text.upper() for text in reader.read(row["rgb"]))
+
+
+def test_a_large_photo_read_by_regions_gives_the_same_finds():
+    # Photos from LARGE_IMAGE pixels on are read tile by tile from the PIL image, never copied
+    # whole into an array: the detectors must find the same faces and lines that way.
+    from PIL import ImageDraw, ImageFont
+
+    from u2s_datasets.inspect.detectors import CenterFaceDetector, RegionReader, TextDetector
+    from u2s_datasets.testing_data import font_path
+
+    item = large_photo_with_faces(3600, 900, [("grace_hopper", 32, 0), ("camera", 48, -45)], seed=7)
+    image = item.image.copy()
+    ImageDraw.Draw(image).text((200, 700), "Harbour Road 14", font=ImageFont.truetype(font_path("DejaVuSans.ttf"), 18), fill=(10, 10, 10))
+    array, reader = np.asarray(image), RegionReader(image)
+    assert reader.shape == array.shape and np.array_equal(reader[100:300, 2000:2600], array[100:300, 2000:2600])
+    faces = CenterFaceDetector(min_face=16, angles=(-45, 45), proposal_threshold=0.1, turned_min_face=24)
+    by_regions, whole = faces(reader), faces(array)
+    for face in item.faces:
+        cx, cy = face.center
+        assert any(f.box[0] <= cx <= f.box[2] and f.box[1] <= cy <= f.box[3] for f in by_regions), (face.width, face.angle)
+    assert len(by_regions) == len(whole)
+    text = TextDetector(min_side=736, orientations=True, tile=1024)
+    read_by_regions = {t.text for t in text(reader)}
+    assert {t.text for t in text(array)} <= read_by_regions and any("Harbour" in t for t in read_by_regions)

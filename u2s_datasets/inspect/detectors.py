@@ -31,7 +31,48 @@ class Detection:
     text: str = ""  # text: what was read there, when recognition ran
 
 
-def resized(image: np.ndarray, scale: float) -> np.ndarray:
+# Pixels from which a PIL image is read by regions rather than copied whole into one array.
+LARGE_IMAGE = 16_000_000
+
+
+class RegionReader:
+    """A large PIL image that the detectors read region by region.
+
+    ``reader[y0:y1, x0:x1]`` is the RGB array of that region and ``shape`` the image's: the
+    pyramid's tiles, crops and scaled-down views are read from it, so a photo at Pillow's
+    decompression limit never sits in memory a second time as one array.
+    """
+
+    def __init__(self, image):
+        self.image = image
+        self.shape = (image.height, image.width, 3)
+
+    def __getitem__(self, key) -> np.ndarray:
+        rows, cols = key
+        y0, y1, _ = rows.indices(self.shape[0])
+        x0, x1, _ = cols.indices(self.shape[1])
+        return np.asarray(self.image.crop((x0, y0, max(x0, x1), max(y0, y1))).convert("RGB"))
+
+    def scaled(self, scale: float) -> np.ndarray:
+        from PIL import Image
+
+        size = (max(1, round(self.shape[1] * scale)), max(1, round(self.shape[0] * scale)))
+        resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+        return np.asarray(self.image.resize(size, resample).convert("RGB"))
+
+
+def as_pixels(image):
+    """What the detectors read: an RGB array, or a ``RegionReader`` for a large PIL image."""
+    if isinstance(image, np.ndarray):
+        return image
+    if image.width * image.height >= LARGE_IMAGE:
+        return RegionReader(image)
+    return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+
+
+def resized(image, scale: float) -> np.ndarray:
+    if isinstance(image, RegionReader):
+        return image.scaled(scale)
     if scale == 1.0:
         return image
     height, width = image.shape[:2]

@@ -3,7 +3,7 @@
 import numpy as np
 
 from ..records import Inspection, Region, ReviewItem
-from .detectors import CenterFaceDetector, TextDetector
+from .detectors import CenterFaceDetector, TextDetector, as_pixels
 from .row_pool import RowPool
 
 MAX_QUOTED_WORDS = 12
@@ -21,8 +21,8 @@ class DetectorInspector:
 
     def inspect(self, images: list, class_labels: list) -> list:
         # Faces one row after the other (OpenCV uses every core), text rows side by side.
-        faces = [self.faces(np.asarray(image)) if self.faces else [] for image in images]
-        lines = self.text.map(lambda detector, image: detector(np.asarray(image)), images) if self.text else [[] for _ in images]
+        faces = [self.faces(as_pixels(image)) if self.faces else [] for image in images]
+        lines = self.text.map(lambda detector, image: detector(as_pixels(image)), images) if self.text else [[] for _ in images]
         return [self._inspection(*row) for row in zip(images, class_labels, faces, lines)]
 
     def _inspection(self, image, label, faces, lines) -> Inspection:

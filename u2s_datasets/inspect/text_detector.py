@@ -141,7 +141,7 @@ def _rectified(rgb: np.ndarray, quad: np.ndarray) -> np.ndarray:
     """The quad's content as an upright BGR rectangle (PP-OCR's perspective crop), from a crop around it."""
     x0, y0 = np.maximum(np.floor(quad.min(axis=0)).astype(int) - 2, 0)
     x1, y1 = np.ceil(quad.max(axis=0)).astype(int) + 3
-    around = np.ascontiguousarray(rgb[y0:y1, x0:x1, ::-1])
+    around = np.ascontiguousarray(rgb[y0:y1, x0:x1][:, :, ::-1])
     quad = quad - np.array([x0, y0], dtype=quad.dtype)
     width = int(max(np.linalg.norm(quad[0] - quad[1]), np.linalg.norm(quad[2] - quad[3]), 1))
     height = int(max(np.linalg.norm(quad[0] - quad[3]), np.linalg.norm(quad[1] - quad[2]), 1))
