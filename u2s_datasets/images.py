@@ -207,12 +207,19 @@ def to_rgb(image: Image.Image) -> Image.Image:
     """The 8-bit RGB working copy that detectors and editors see."""
     if image.mode == "RGB":
         return image
+    if image.mode in GREY_MODES:
+        return to_grey(image).convert("RGB")
+    return image.convert("RGB")
+
+
+def to_grey(image: Image.Image) -> Image.Image:
+    """The 8-bit "L" working copy of a single-channel image."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         scale, gray = _sample_scale(image), np.empty((image.height, image.width), np.uint8)
         for top, band in _bands(image):
             gray[top:top + len(band)] = deep_images.eight_bit(band[..., None], scale)[..., 0]
-        return Image.fromarray(gray).convert("RGB")
-    return image.convert("RGB")
+        return Image.fromarray(gray)
+    return image if image.mode == "L" else image.convert("L")
 
 
 def _bands(image: Image.Image, rows: int = 256):
@@ -487,11 +494,19 @@ def dataset_image(data: bytes) -> Image.Image:
     return image
 
 
-def inspection_views(image: Image.Image) -> list:
+GREY_MODES = ("1", "L", "I;16", "I;16B", "I;16L", "I", "F")
+
+
+def inspection_views(image: Image.Image, grey: bool = False) -> list:
     """What a viewer could see: the RGB data, and for images with alpha also the image over
-    white, over black, and the alpha channel itself (text can hide in any of them)."""
-    rgb = to_rgb(image)
+    white, over black, and the alpha channel itself (text can hide in any of them).
+
+    ``grey``: a single-channel image without alpha is seen as one 8-bit "L" view instead.
+    """
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    if grey and image.mode in GREY_MODES and not isinstance(image, deep_images.DeepImage):
+        return [to_grey(image)]
+    rgb = to_rgb(image)
     if not has_alpha:
         return [rgb]
     rgba = image.convert("RGBA")

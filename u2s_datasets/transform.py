@@ -11,7 +11,7 @@ from . import batch_io
 from . import columns as C
 from .config import resolve_config
 from .edit.masks import region_mask
-from .images import ImageError, compose, decode, inspection_views, redacted_like
+from .images import ImageError, compose, decode, inspection_views, redacted_like, to_rgb
 from .overlap import run_parts
 from .records import EditRequest, Inspection
 from .registry import resolve
@@ -85,7 +85,8 @@ class Unsafe2Safe:
         rows = [Row(i, None if indices is None else indices[i]) for i in range(len(values))]
         stages = self._load_stages(rank)
         # Parts are prepared and encoded in a worker while the editor edits (overlap.py).
-        run_parts(self._parts(rows, values), lambda part: self._prepare_part(stages, part, labels),
+        grey = getattr(stages[0], "reads_grey", False)
+        run_parts(self._parts(rows, values, grey), lambda part: self._prepare_part(stages, part, labels),
                   lambda part: self._run_editor(stages[2], part), lambda part: self._finish_part(stages, part),
                   overlap=self.config.model.overlap, small=self._shares_memory)
         failed = [r for r in rows if r.error is not None]
@@ -97,13 +98,17 @@ class Unsafe2Safe:
             return batch_io.output_table(table, [r.index for r in kept], columns)
         return self._output_dict(batch, rows, kept, columns)
 
-    def _parts(self, rows, values):
-        """Rows decoded and grouped so that the decoded pixels of one group stay under the budget."""
+    def _parts(self, rows, values, grey: bool = False):
+        """Rows decoded and grouped so that the decoded pixels of one group stay under the budget.
+
+        ``grey``: the inspector reads single-channel views, so a grey image is seen in "L" (a
+        quarter of an RGB view's memory) and turned to RGB only if it is edited.
+        """
         budget, part, pixels = self.config.output.batch_pixel_budget, [], 0
         for row, value in zip(rows, values):
             try:
                 row.decoded = decode(value, self.config.output.max_image_pixels)
-                row.views = inspection_views(row.decoded.image)
+                row.views = inspection_views(row.decoded.image, grey=grey)
                 row.rgb = row.views[0]
             except ImageError as e:
                 row.fail(_without_directories(str(e), value), size=e.size)
@@ -134,6 +139,7 @@ class Unsafe2Safe:
         to_edit = [r for r in private if r.error is None]
         settings = self.config.edit
         for row in to_edit:
+            row.rgb = to_rgb(row.rgb)  # editors work on RGB (grey views are kept in "L" until here)
             boxes = [r.box for r in row.inspection.regions]
             row.mask = region_mask(row.rgb.size, boxes, settings.region_margin, settings.feather) if settings.edit_scope == "regions" else None
         editing = {id(r) for r in to_edit}

@@ -191,10 +191,12 @@ class CenterFaceDetector:
         del image
         turned_levels = set(pyramid_scales(rgb.shape, self.max_side, turned_finest)[1:])
         for scale in sorted(set(finer) | turned_levels, reverse=True):
-            for crop, origin in scaled_tiles(rgb, scale, self.tile, self.overlap):
-                if scale in finer:
+            if scale in finer:
+                for crop, origin in scaled_tiles(rgb, scale, self.tile, self.overlap):
                     found += self._detect(crop, scale, origin)
-                if scale in turned_levels:
+            if scale in turned_levels:
+                # Turned tiles are cut smaller: turned, they fill a canvas as large as an upright tile.
+                for crop, origin in scaled_tiles(rgb, scale, int(self.tile / np.sqrt(2)), self.overlap):
                     for angle in self.angles:
                         found += self._detect_turned(crop, scale, angle, origin)
         found = merged(found, self.nms_threshold)

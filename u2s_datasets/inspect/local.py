@@ -3,14 +3,16 @@
 import numpy as np
 
 from ..records import Inspection, Region, ReviewItem
-from .detectors import CenterFaceDetector, TextDetector, as_pixels
-from .row_pool import RowPool
+from .detectors import CenterFaceDetector, RegionReader, TextDetector, as_pixels
+from .row_pool import RowPool, release_freed_memory
 
 MAX_QUOTED_WORDS = 12
 
 
 class DetectorInspector:
     """Faces (CenterFace) -> ``people_faces``; readable text (PP-OCR) -> ``text_symbols``."""
+
+    reads_grey = True  # grey images may come as "L" views: the detectors turn what they read to RGB
 
     def __init__(self, config, rank=None, **shared):
         settings = config.inspect
@@ -21,9 +23,19 @@ class DetectorInspector:
 
     def inspect(self, images: list, class_labels: list) -> list:
         # Faces one row after the other (OpenCV uses every core), text rows side by side.
-        faces = [self.faces(as_pixels(image)) if self.faces else [] for image in images]
+        faces = [self._faces(image) for image in images]
         lines = self.text.map(lambda detector, image: detector(as_pixels(image)), images) if self.text else [[] for _ in images]
         return [self._inspection(*row) for row in zip(images, class_labels, faces, lines)]
+
+    def _faces(self, image) -> list:
+        if self.faces is None:
+            return []
+        pixels = as_pixels(image)
+        try:
+            return self.faces(pixels)
+        finally:
+            if isinstance(pixels, RegionReader):
+                release_freed_memory()  # a large photo's tiles leave hundreds of MB freed but held
 
     def _inspection(self, image, label, faces, lines) -> Inspection:
         regions = [Region("people_faces", _int_box(f.box, image.size), f.score, "face") for f in faces]

@@ -37,7 +37,10 @@ class RowPool:
         if self.workers < 2 or len(items) < 2:
             if self._solo is None:
                 self._solo = self.factory(0)
-            return [fn(self._solo, item) for item in items]
+            try:
+                return [fn(self._solo, item) for item in items]
+            finally:
+                release_freed_memory()
         workers = min(self.workers, len(items))
         while self._built < workers:
             self._models.put(self.factory(1))
@@ -55,11 +58,11 @@ class RowPool:
         try:
             return list(self._threads.map(run, items))
         finally:
-            _release_freed_memory()
+            release_freed_memory()
 
 
-def _release_freed_memory():
-    """Hand a batch's freed buffers back to the system.
+def release_freed_memory():
+    """Hand freed buffers back to the system.
 
     Each thread allocates from its own glibc arena, and an arena keeps what was freed in it:
     without this, the threads hold on to hundreds of MB of dead network activations.
