@@ -20,7 +20,7 @@ FACE_FINDABLE = 24  # face width in pixels from which CenterFace finds (upright)
 # A weak find's box is seen at these widths when confirmed, until one scores. Weak boxes of
 # small faces hold hair and background: at 48 px a 16 px face boxed at 29 px is still too small
 # to score; a turned face can score at one zoom and fall just short at the next.
-CONFIRM_SIDES = (96, 64, 128)
+CONFIRM_SIDES = (96, 64)
 
 
 @dataclass
