@@ -74,5 +74,5 @@ def release_freed_memory():
 try:
     _LIBC = ctypes.CDLL(None)  # the C library the process runs on; only glibc has malloc_trim
     _LIBC.malloc_trim
-except (OSError, AttributeError):
+except (OSError, AttributeError, TypeError):  # TypeError: no C library handle on Windows
     _LIBC = None
