@@ -68,7 +68,7 @@ def _settings(**overrides):
 
 def test_shipped_code_is_refused_without_the_setting(shipped):
     assert _settings().trust_remote_code is False  # off by default
-    with pytest.raises(ValueError, match="needs the Python code shipped with the checkpoint.*trust_remote_code=True"):
+    with pytest.raises(ValueError, match="needs the Python code shipped with the checkpoint.*trust_remote_code setting to True"):
         TransformersChat.load(shipped, None, _settings(), vision=False, role="language (llm_model)")
 
 

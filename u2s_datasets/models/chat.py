@@ -156,7 +156,7 @@ def _check_remote_code(model_id, raw_config: dict, trusted: bool):
     if "auto_map" in raw_config and model_type not in CONFIG_MAPPING and not trusted:
         raise ValueError(
             f"{model_id!r} ({model_type!r}) needs the Python code shipped with the checkpoint, which transformers "
-            "runs only when you allow it: set trust_remote_code=True if you trust that code, or use a checkpoint "
+            "runs only when you allow it: set the trust_remote_code setting to True if you trust that code, or use a checkpoint "
             "in a native transformers format."
         )
 
