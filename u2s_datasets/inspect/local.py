@@ -34,8 +34,9 @@ class DetectorInspector:
         try:
             return self.faces(pixels)
         finally:
-            if isinstance(pixels, RegionReader):
-                release_freed_memory()  # a large photo's tiles leave hundreds of MB freed but held
+            if isinstance(pixels, RegionReader):  # a large photo's views leave hundreds of MB held
+                self.faces.release_memory()
+                release_freed_memory()
 
     def _inspection(self, image, label, faces, lines) -> Inspection:
         regions = [Region("people_faces", _int_box(f.box, image.size), f.score, "face") for f in faces]
@@ -63,7 +64,7 @@ def _face_detector(settings) -> CenterFaceDetector:
     return CenterFaceDetector(
         settings.face_threshold, settings.detector_max_side, min_face=settings.face_min_size, angles=settings.face_angles,
         proposal_threshold=settings.face_proposal_threshold, tile=settings.detector_tile_size, overlap=settings.detector_tile_overlap,
-        turned_min_face=settings.face_turned_min_size,
+        turned_min_face=settings.face_turned_min_size, turned_proposal_threshold=settings.face_turned_proposal_threshold,
     )
 
 
