@@ -21,6 +21,7 @@ FACE_FINDABLE = 24  # face width in pixels from which CenterFace finds (upright)
 # small faces hold hair and background: at 48 px a 16 px face boxed at 29 px is still too small
 # to score; a turned face can score at one zoom and fall just short at the next.
 CONFIRM_SIDES = (128, 96, 64)
+TURNED_CONFIRM_SIDES = (96,)  # small turned finds (below): one look, at the size that suits CenterFace best
 # Turned, a small face scores weakly (0.03-0.1 measured for 16-24 px faces at 45 degrees): a turned
 # find this small at its level may hold one and is looked at again zoomed, at its own turn.
 SMALL_AT_LEVEL = 2 * FACE_FINDABLE
@@ -131,6 +132,11 @@ def rotation(shape: tuple, angle: float):
     return matrix, (new_w, new_h)
 
 
+def _centred_in(detection: Detection, others: list) -> bool:
+    x, y = (detection.box[0] + detection.box[2]) / 2, (detection.box[1] + detection.box[3]) / 2
+    return any(o.box[0] <= x <= o.box[2] and o.box[1] <= y <= o.box[3] for o in others)
+
+
 def merged(detections: list, iou: float) -> list:
     """Non-maximum suppression that keeps the best score but grows its box over the boxes it suppresses.
 
@@ -173,6 +179,8 @@ def centerface_session(threads: int = 0):
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
+    # Idle threads sleep rather than spin: the text readers and the verifier run beside this session.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
@@ -198,7 +206,11 @@ class CenterFaceDetector:
     def __init__(self, threshold: float = 0.5, max_side: int = 1024, nms_threshold: float = 0.3, min_face: int = 0,
                  tile: int = 1024, overlap: int = 128, angles: tuple = (), proposal_threshold: float = None,
                  turned_min_face: int = 0, turned_proposal_threshold: float = None, threads: int = 0):
+        import onnxruntime
+
         self.session = centerface_session(threads)
+        self.shrink = onnxruntime.RunOptions()
+        self.shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         self.threshold, self.max_side, self.nms_threshold = threshold, max_side, nms_threshold
         self.min_face, self.tile, self.overlap, self.angles = min_face, tile, overlap, tuple(angles)
         self.turned_min_face = turned_min_face
@@ -211,9 +223,12 @@ class CenterFaceDetector:
         found = []
         top, *finer = pyramid_scales(rgb.shape, self.max_side, finest)
         image = resized(rgb, top)
-        found += self._detect(image, top)
+        # A large photo's whole view, turned, is the largest canvas of all: what onnxruntime keeps
+        # after it (hundreds of MB) is given back at once. Other photos keep it, for speed.
+        release = isinstance(rgb, RegionReader)
+        found += self._detect(image, top, release=release)
         for angle in self.angles:
-            found += self._detect_turned(image, top, angle)
+            found += self._detect_turned(image, top, angle, release=release)
         del image
         turned_levels = set(pyramid_scales(rgb.shape, self.max_side, turned_finest)[1:])
         for scale in sorted(set(finer) | turned_levels, reverse=True):
@@ -227,25 +242,24 @@ class CenterFaceDetector:
                         found += self._detect_turned(crop, scale, angle, origin)
         found = merged(found, self.nms_threshold)
         sure = [d for d in found if d.score >= self.threshold]
-        sure += [d for d in (self._confirm(rgb, d) for d in found if d.score < self.threshold) if d is not None]
+        # Turned views of a found face give weak finds around it: those need no second look.
+        weak = [d for d in found if d.score < self.threshold and not _centred_in(d, sure)]
+        sure += [d for d in (self._confirm(rgb, d) for d in weak) if d is not None]
         return sorted(merged(sure, self.nms_threshold), key=lambda d: -d.score)
 
     def release_memory(self):
         """Give back what onnxruntime keeps for the largest views seen (hundreds of MB after a large photo)."""
-        import onnxruntime
+        self.session.run(OUTPUTS, {"input.1": np.zeros((1, 3, 32, 32), dtype=np.float32)}, self.shrink)
 
-        shrink = onnxruntime.RunOptions()
-        shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-        self.session.run(OUTPUTS, {"input.1": np.zeros((1, 3, 32, 32), dtype=np.float32)}, shrink)
-
-    def _detect(self, image: np.ndarray, scale: float, origin=(0, 0), floor: float = None) -> list:
+    def _detect(self, image: np.ndarray, scale: float, origin=(0, 0), floor: float = None, release: bool = False) -> list:
         """Faces in ``image`` (a view at ``scale`` whose corner sits at ``origin`` of that view) scoring at
-        least ``floor`` (default: the proposal threshold), in input pixels."""
+        least ``floor`` (default: the proposal threshold), in input pixels; ``release``: give the
+        memory of this run back at once."""
         height, width = image.shape[:2]
         padded_h, padded_w = -(-height // 32) * 32, -(-width // 32) * 32
         canvas = np.zeros((1, 3, padded_h, padded_w), dtype=np.float32)
         canvas[0, :, :height, :width] = image.transpose(2, 0, 1)
-        heatmap, box_scale, offset, landmarks = self.session.run(OUTPUTS, {"input.1": canvas})
+        heatmap, box_scale, offset, landmarks = self.session.run(OUTPUTS, {"input.1": canvas}, self.shrink if release else None)
         found = self._decode(heatmap[0, 0], box_scale[0], offset[0], landmarks[0], width, height, floor or self.proposal_threshold)
         shift = np.array(origin, dtype=np.float32)
         for d in found:
@@ -253,16 +267,17 @@ class CenterFaceDetector:
             d.landmarks = (d.landmarks + shift) / scale
         return found
 
-    def _detect_turned(self, image: np.ndarray, scale: float, angle: float, origin=(0, 0)) -> list:
+    def _detect_turned(self, image: np.ndarray, scale: float, angle: float, origin=(0, 0), release: bool = False) -> list:
         """Faces found on ``image`` (a view at ``scale``, corner at ``origin`` of that view) turned by ``angle``,
         boxed upright in input pixels (the box holds the turned face)."""
         matrix, size = rotation(image.shape, angle)
+        fill = tuple(float(v) for v in image.reshape(-1, 3).mean(axis=0))
         turned = cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR, borderValue=0)
         back = cv2.invertAffineTransform(matrix)
-        back[:, 2] += origin
-        found = [d for d in self._detect(turned, 1.0, floor=self.turned_proposal_threshold)
-                 if d.score >= self.proposal_threshold or max(d.box[2] - d.box[0], d.box[3] - d.box[1]) <= SMALL_AT_LEVEL]
         height, width = image.shape[:2]
+        found = [d for d in self._detect(turned, 1.0, floor=self.turned_proposal_threshold, release=release)
+                 if d.score >= self.proposal_threshold or self._small_inside(d.box, back, width, height)]
+        back[:, 2] += origin
         for d in found:
             d.angle = angle
             x0, y0, x1, y1 = d.box
@@ -272,6 +287,15 @@ class CenterFaceDetector:
             d.box = (a / scale, b / scale, c / scale, e / scale)
             d.landmarks = (d.landmarks @ back[:, :2].T + back[:, 2]) / scale
         return found
+
+    @staticmethod
+    def _small_inside(box, back, width, height) -> bool:
+        """Whether a find on a turned canvas is small and lies wholly inside the turned view: the
+        edges of a view against the canvas's empty corners make weak finds of their own."""
+        x0, y0, x1, y1 = box
+        half = max(x1 - x0, y1 - y0) / 2
+        cx, cy = back[:, :2] @ ((x0 + x1) / 2, (y0 + y1) / 2) + back[:, 2]
+        return 2 * half <= SMALL_AT_LEVEL and half <= cx <= width - half and half <= cy <= height - half
 
     def _confirm(self, rgb: np.ndarray, weak: Detection):
         """A weak find counts when CenterFace, on a crop zoomed to a comfortable size, upright or turned, scores it."""
@@ -283,8 +307,9 @@ class CenterFaceDetector:
         if c - a < 2 or d - b < 2:
             return None
         # A find below the proposal threshold is a small turned one: only its own turn can confirm it.
-        angles = (0, *self.angles) if weak.score >= self.proposal_threshold else (weak.angle,)
-        for confirm_side in CONFIRM_SIDES:
+        small_turned = weak.score < self.proposal_threshold
+        angles, sides = ((weak.angle,), TURNED_CONFIRM_SIDES) if small_turned else ((0, *self.angles), CONFIRM_SIDES)
+        for confirm_side in sides:
             zoom = confirm_side / max(side, 1.0)
             crop = resized(rgb[b:d, a:c], zoom)
             for angle in angles:
