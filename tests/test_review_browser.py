@@ -1,6 +1,6 @@
-"""The review page in a real browser (headless Chromium from Debian, driven by Selenium):
-filter, delete a false region, draw a missing box, accept a row; then the decisions on disk
-and the re-rendered images."""
+"""The review page in a real browser (headless Chromium from Debian, driven by Selenium): open
+the printed address with its token, then, through the cookie alone, filter, delete a false
+region, draw a missing box, accept a row; then the decisions on disk and the re-rendered images."""
 
 import io
 import json
@@ -49,10 +49,10 @@ def browser():
 @pytest.fixture
 def served(tmp_path):
     folder = fresh_output(tmp_path / "out")
-    server = ReviewServer(folder, port=0, reviewer="nobody")
+    server = ReviewServer(folder, port=0, reviewer="nobody", os_user="reviewer-account")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield folder, server.url
+    yield folder, server
     server.shutdown()
     server.server_close()
 
@@ -85,12 +85,18 @@ def _rgb(value):
 
 
 def test_review_in_a_browser_then_apply(browser, served):
-    folder, url = served
+    folder, server = served
     before = datasets.load_from_disk(folder).cast_column("safe_image", datasets.Image(decode=False))
     false_line = before[2]["privacy_regions"][-1]["box"]  # the last line the OCR found on the page: to be deleted
-    browser.get(url)
+    root = server.url.split("?")[0]
+    browser.get(root)  # without the token: refused, nothing shown
+    assert "?token=" in browser.find_element(By.TAG_NAME, "body").text and not browser.find_elements(By.CSS_SELECTOR, "article.card")
+    browser.get(server.url)
     WebDriverWait(browser, 10).until(_images_loaded)
     assert len(_cards(browser)) == 5
+    assert browser.current_url == root  # the token went into the cookie, out of the address bar
+    (cookie,) = browser.get_cookies()
+    assert (cookie["value"], cookie["httpOnly"], cookie["sameSite"], cookie["path"]) == (server.access.token, True, "Strict", "/")
     reviewer = browser.find_element(By.ID, "reviewer")
     reviewer.clear()
     reviewer.send_keys("ada")
@@ -120,6 +126,7 @@ def test_review_in_a_browser_then_apply(browser, served):
 
     lines = _lines(folder)
     assert [(l["row"], l["action"], l["reviewer"]) for l in lines] == [(2, "delete_region", "ada"), (3, "add_region", "ada"), (4, "accept", "ada")]
+    assert all(l["os_user"] == "reviewer-account" for l in lines)  # beside the self-declared name
     assert all(l["time"].endswith("+00:00") for l in lines)
     assert lines[0]["box"] == false_line and lines[0]["category"] == "text_symbols"
     drawn = lines[1]["box"]

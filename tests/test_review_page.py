@@ -1,12 +1,14 @@
 """The review server over HTTP: filters and paging pick the right rows; bad decisions are refused
 with the reason and leave review.jsonl alone."""
 
+import http.cookiejar
 import json
 import os
 import re
 import threading
 import urllib.error
 import urllib.request
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -20,21 +22,27 @@ def server(tmp_path_factory):
     folder = fresh_output(tmp_path_factory.mktemp("page") / "out")
     server = ReviewServer(folder, port=0, reviewer="ann", low_confidence=0.95)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    # As a browser does: the printed address once (its token becomes a cookie), then plain addresses.
+    server.browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    server.browser.open(server.url).read()
+    server.root = server.url.split("?")[0]
     yield server
     server.shutdown()
     server.server_close()
 
 
 def _rows(server, query=""):
-    with urllib.request.urlopen(server.url + "?" + query) as response:
+    with server.browser.open(server.root + "?" + query) as response:
         page = response.read().decode()
     return [int(n) for n in re.findall(r'<article class="card[^"]*" id="[^"]+" data-split="" data-row="(\d+)"', page)], page
 
 
 def _post(server, body, content_type="application/json"):
-    request = urllib.request.Request(server.url + "decision", data=json.dumps(body).encode(), headers={"Content-Type": content_type})
+    origin = "{0.scheme}://{0.netloc}".format(urlsplit(server.root))
+    request = urllib.request.Request(server.root + "decision", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": content_type, "Origin": origin})
     try:
-        with urllib.request.urlopen(request) as response:
+        with server.browser.open(request) as response:
             return response.status, json.load(response)
     except urllib.error.HTTPError as e:
         return e.code, json.load(e)
@@ -53,7 +61,7 @@ def test_filters_and_paging(server):
 
 
 def test_images_are_served_as_stored(server):
-    with urllib.request.urlopen(server.url + "image?split=&row=2&which=safe") as response:
+    with server.browser.open(server.root + "image?split=&row=2&which=safe") as response:
         assert response.headers["Content-Type"] == "image/png"
         assert response.read() == server.output.image_bytes("", 2, "safe")
 

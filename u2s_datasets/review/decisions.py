@@ -6,15 +6,19 @@ deleted region is already gone, an added one is already there.
 """
 
 import datetime
+import getpass
 import json
 import os
 import threading
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .. import taxonomy
+
 REVIEW_FILE = "review.jsonl"
 ACTIONS = ("accept", "redact_image", "delete_region", "add_region", "reset")
 REDACTED_NOTE = "redacted by reviewer"  # the status note of a row a reviewer had redacted whole
+CATEGORY_IDS = tuple(c.id for c in taxonomy.CATEGORIES)  # a drawn region is one of these
 BOX_TOLERANCE = 0.01  # pixels; boxes come back from float32 columns
 
 _append_lock = threading.Lock()
@@ -57,17 +61,33 @@ def row_key(split: str, row: int) -> str:
     return f"{split}/{row}" if split else str(row)
 
 
-def decision(split: str, row: int, action: str, reviewer: str, category=None, box=None) -> dict:
-    """A checked decision line (without bounds checks, which need the image)."""
+def os_user() -> str:
+    """The operating-system account running this process ("unknown" where there is none to name)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
+        return "unknown"
+
+
+def decision(split: str, row: int, action: str, reviewer: str, category=None, box=None, os_user: str = None) -> dict:
+    """A checked decision line (without bounds checks, which need the image).
+
+    ``reviewer`` is the name the reviewer typed (self-declared); ``os_user``, when given, the
+    account that ran the review server, recorded beside it.
+    """
     if action not in ACTIONS:
         raise DecisionError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
     if not isinstance(row, int) or isinstance(row, bool) or row < 0:
         raise DecisionError(f"row must be a non-negative integer, got {row!r}")
     line = {"split": split or "", "row": row, "action": action, "reviewer": str(reviewer or "unknown"),
             "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    if os_user is not None:
+        line["os_user"] = str(os_user)
     if action in ("delete_region", "add_region"):
         if not category or not isinstance(category, str):
             raise DecisionError(f"{action} needs a category")
+        if action == "add_region" and category not in CATEGORY_IDS:
+            raise DecisionError(f"unknown category {category!r}; one of {', '.join(CATEGORY_IDS)}")
         line["category"] = category
         line["box"] = _box(box)
     return line
