@@ -27,8 +27,8 @@ def _load(folder):
     return datasets.load_from_disk(folder).cast_column("safe_image", datasets.Image(decode=False))
 
 
-def _decide(folder, row, action, category=None, box=None, reviewer="ann"):
-    D.append(folder, D.decision("", row, action, reviewer, category, box))
+def _decide(folder, row, action, category=None, box=None, reviewer="ann", os_user=None):
+    D.append(folder, D.decision("", row, action, reviewer, category, box, os_user=os_user))
 
 
 @pytest.fixture
@@ -137,7 +137,46 @@ def test_publish_dry_run_requires_the_review_and_shows_its_counts(output, tmp_pa
         _decide(output, row, "accept")
     assert main(["publish", output, "someone/safe", "--dry-run", str(staging), "--require-review"]) == 0
     card = (staging / "README.md").read_text()
-    assert "review.reviewed_rows | 3" in card and "review.unreviewed_flagged_rows | 0" in card
+    assert "3 of 5 rows were looked at by a person before publishing (3 of 3 rows flagged private)" in card
+    assert "**Regions removed by review: 0**." in card and "review." not in card.split("## Evaluation results")[-1]
+    assert "self-declared: each decision records the name the reviewer typed on the review page, which nothing verifies." in card
+
+
+def test_publish_lists_the_regions_a_review_removed_and_the_card_counts_them(output, tmp_path, capsys):
+    """Deleting a real face's region stays possible (false positives exist), but never goes out unsaid."""
+    before = _load(output)
+    face, line = before[ASTRONAUT]["privacy_regions"][0], before[PAGE]["privacy_regions"][-1]
+    assert len(before[ASTRONAUT]["privacy_regions"]) == 1 and len(before[PAGE]["privacy_regions"]) > 1
+    _decide(output, ASTRONAUT, "delete_region", face["category"], face["box"], os_user="ann")  # its only region: passthrough
+    _decide(output, PAGE, "delete_region", line["category"], line["box"])  # one text line of many
+    _decide(output, PAGE, "delete_region", line["category"], line["box"])  # twice: still one region
+    _decide(output, GRACE, "accept")
+    _decide(output, COFFEE, "add_region", "private_belongings", [10, 10, 60, 50])  # drawn, then taken back:
+    _decide(output, COFFEE, "delete_region", "private_belongings", [10, 10, 60, 50])  # not a region of the run
+
+    assert main(["publish", output, "someone/safe", "--dry-run", str(tmp_path / "pending")]) == 0
+    printed = capsys.readouterr().out
+    assert "  row 0 (astronaut.png): removed people_faces (not applied yet)" in printed
+
+    apply_review(output)
+    assert _load(output)[ASTRONAUT]["u2s_status"].startswith("passthrough")
+    staging = tmp_path / "staging"
+    assert main(["publish", output, "someone/safe", "--dry-run", str(staging), "--require-review"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    start = next(i for i, text in enumerate(printed) if text.startswith("Review (complete, as --require-review asks): "))
+    assert printed[start:start + 3] == [  # the astronaut, cleared, is flagged no more: 2 of 2 flagged
+        "Review (complete, as --require-review asks): 4 of 5 rows reviewed (2 of 2 flagged), 0 not applied yet; "
+        "2 regions removed by review in 2 rows, their content published as it was:",
+        "  row 0 (astronaut.png): removed people_faces (now passthrough)",
+        "  row 2 (page.png): removed text_symbols (its other regions still edited)",
+    ]
+    card = (staging / "README.md").read_text()
+    assert "**Regions removed by review: 2**, in 2 rows (1 of them now published unchanged)" in card
+    assert "or, for 1 of them, because a reviewer removed every region found" in card
+    assert "which nothing verifies, beside the operating-system account that ran the review server." in card
+    provenance = json.loads((staging / "provenance.json").read_text())
+    assert (provenance["review"]["regions_removed"], provenance["review"]["rows_passthrough_after_removal"]) == (2, 1)
+    assert "astronaut" not in json.dumps(provenance["review"])  # counts only, no row names
 
 
 def test_splits_of_a_dataset_dict_are_reviewed_apart(output, tmp_path):

@@ -63,7 +63,7 @@ def run(args) -> int:
     from datasets import load_from_disk
 
     from ..hub import Anonymization, PublishError, push_safe_dataset
-    from ..review import REVIEW_FILE, card_figures, require_review
+    from ..review import REVIEW_FILE, card_figures, require_review, review_status, review_summary
 
     saved = Path(args.saved_dataset)
     if not saved.is_dir():
@@ -84,11 +84,12 @@ def run(args) -> int:
         with open(args.metrics, encoding="utf-8") as f:
             metrics = json.load(f)
 
-    # Review (u2s_datasets/review/status.py): the gate, and the reviewed-row counts on the card.
+    # Review (u2s_datasets/review/status.py): the gate, the counts on the card, and the regions it removed.
+    review = None
     if args.require_review:
-        require_review(str(saved))
-    if (saved / REVIEW_FILE).is_file():
-        metrics = {**(metrics or {}), "review": card_figures(str(saved))}
+        review = require_review(str(saved))
+    elif (saved / REVIEW_FILE).is_file():
+        review = review_status(str(saved))
 
     try:
         result = push_safe_dataset(
@@ -107,6 +108,7 @@ def run(args) -> int:
             pretty_name=args.pretty_name,
             task_categories=args.task_category,
             metrics=metrics,
+            review=card_figures(str(saved), review) if review else None,
             transform=anonymization,
         )
     except (PublishError, FileExistsError) as e:
@@ -119,5 +121,7 @@ def run(args) -> int:
         print(f"Dry run: staged {len(result.files)} files for {args.repo_id} in {result.staging_dir}: {summary}")
     else:
         print(f"Published {args.repo_id} ({'public' if args.public else 'private'}): {summary}\n{result.url}")
+    if review:
+        print(f"Review{' (complete, as --require-review asks)' if args.require_review else ''}: {review_summary(review)}")
     return 0
 

@@ -73,6 +73,7 @@ def render_card(folder: Path, repo_id: str, provenance: Mapping, split_files: Ma
         reencoded_lossy=counts["total"]["image_files"].get("reencoded_lossy", 0) > 0,
         text_columns=_text_columns(publishing.get("text_report", {})),
         metric_rows=_flatten_metrics(provenance["metrics"]) if provenance["metrics"] else [],
+        review=provenance.get("review"),
         gated=gated,
         gating_prompt=GATING_PROMPT,
     )

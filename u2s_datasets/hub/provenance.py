@@ -173,7 +173,7 @@ def total_counts(per_split: Mapping) -> dict:
 # ----------------------------------------------------------------------------- provenance.json
 
 def build_provenance(anonymization: Anonymization, counts: Mapping, publishing: Mapping, *, source_dataset=None,
-                     license=None, metrics=None) -> dict:
+                     license=None, metrics=None, review=None) -> dict:
     """The machine-readable record of how the data was made: what the card says, as JSON."""
     return {
         "format_version": 1,
@@ -192,6 +192,7 @@ def build_provenance(anonymization: Anonymization, counts: Mapping, publishing: 
         "publishing": {"package_version": __version__, **publishing},
         "counts": counts,
         "metrics": jsonable(metrics) if metrics is not None else None,
+        "review": jsonable(review) if review is not None else None,
     }
 
 

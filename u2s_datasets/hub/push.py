@@ -33,7 +33,7 @@ class PublishResult:
 
 def stage(splits: Mapping, folder: Path, repo_id: str, anonymization: Anonymization, *, image_column=None, keep_columns=(),
           drop_failed=False, allow_text_columns=False, image_format="auto", image_quality=90, max_shard_size=500 * 2**20,
-          source_dataset=None, license=None, pretty_name=None, task_categories=None, metrics=None, private=True,
+          source_dataset=None, license=None, pretty_name=None, task_categories=None, metrics=None, review=None, private=True,
           gated=None) -> tuple:
     """Write every file that would be uploaded into ``folder``; returns (repo paths, card last; counts).
 
@@ -69,7 +69,8 @@ def stage(splits: Mapping, folder: Path, repo_id: str, anonymization: Anonymizat
         "gated": gated or False,
         "splits": dict(split_files),
     }
-    provenance = build_provenance(anonymization, counts, publishing, source_dataset=source_dataset, license=license, metrics=metrics)
+    provenance = build_provenance(anonymization, counts, publishing, source_dataset=source_dataset, license=license, metrics=metrics,
+                                  review=review)
     with open(folder / PROVENANCE_FILE, "w", encoding="utf-8") as f:
         json.dump(provenance, f, indent=2, sort_keys=False)
         f.write("\n")
@@ -118,6 +119,7 @@ def push_safe_dataset(
     pretty_name: Optional[str] = None,
     task_categories: Optional[Sequence[str]] = None,
     metrics: Optional[Mapping] = None,
+    review: Optional[Mapping] = None,
     transform=None,
     token: Optional[str] = None,
     endpoint: Optional[str] = None,
@@ -146,6 +148,8 @@ def push_safe_dataset(
         source_dataset: the id of the dataset this one was made from.
         pretty_name, task_categories: card metadata.
         metrics: results of the evaluation suite, shown on the card and kept in provenance.json.
+        review: the counts of a human review (``u2s_datasets.review.card_figures(folder)``), shown on the card
+            (regions removed by review among them) and kept in provenance.json.
         transform: the ``Unsafe2Safe`` used (or its saved ``u2s_config.json`` record), for the card and provenance.
         token: a Hub token; by default huggingface_hub's usual sources (``HF_TOKEN``, ``hf auth login``).
         endpoint: the Hub endpoint; by default ``HF_ENDPOINT`` or huggingface.co.
@@ -185,7 +189,7 @@ def push_safe_dataset(
         image_column=image_column, keep_columns=tuple(keep_columns), drop_failed=drop_failed,
         allow_text_columns=allow_text_columns, image_format=image_format, image_quality=image_quality,
         max_shard_size=convert_file_size_to_int(max_shard_size), source_dataset=source_dataset, license=license,
-        pretty_name=pretty_name, task_categories=task_categories, metrics=metrics, private=private, gated=gated,
+        pretty_name=pretty_name, task_categories=task_categories, metrics=metrics, review=review, private=private, gated=gated,
     )
 
     if dry_run is not None:

@@ -35,6 +35,8 @@ class RowReview:
     verdict: Optional[str] = None  # "accept" | "redact_image" | None
     deleted: list = field(default_factory=list)  # [{"category", "box"}] of stored regions
     added: list = field(default_factory=list)  # [{"category", "box", "score"}]
+    drawn: list = field(default_factory=list)  # regions first named by an add_region: drawn, not the run's
+    named: list = field(default_factory=list)  # every region a line named, in order of first mention
     reviewers: list = field(default_factory=list)
     decisions: int = 0
     last_time: Optional[str] = None
@@ -42,6 +44,15 @@ class RowReview:
     @property
     def reviewed(self) -> bool:
         return self.decisions > 0
+
+    @property
+    def removed(self) -> list:
+        """The run's own regions this review deletes (each once; regions the reviewer drew are not counted)."""
+        removed = []
+        for region in self.deleted:
+            if not any(same_region(region, r) for r in removed + self.drawn):
+                removed.append(region)
+        return removed
 
     def regions(self, stored: list) -> list:
         """The stored regions without the deleted ones, plus the added ones not stored yet."""
@@ -126,15 +137,18 @@ def replay(lines: list) -> dict:
         review = reviews.setdefault(key, RowReview())
         action = line["action"]
         if action == "reset":
-            reviews[key] = review = RowReview(decisions=review.decisions, reviewers=review.reviewers)
+            reviews[key] = review = RowReview(drawn=review.drawn, named=review.named, decisions=review.decisions,
+                                              reviewers=review.reviewers)
         elif action in ("accept", "redact_image"):
             review.verdict = action
         elif action == "delete_region":
             region = {"category": line["category"], "box": line["box"]}
+            _name(review, region, drawn=False)
             review.added = [a for a in review.added if not same_region(a, region)]
             review.deleted.append(region)
         elif action == "add_region":
             region = {"category": line["category"], "box": line["box"], "score": 1.0}
+            _name(review, region, drawn=True)
             review.deleted = [d for d in review.deleted if not same_region(d, region)]
             review.added.append(region)
         review.decisions += 1
@@ -142,6 +156,15 @@ def replay(lines: list) -> dict:
         if line.get("reviewer") and line["reviewer"] not in review.reviewers:
             review.reviewers.append(line["reviewer"])
     return reviews
+
+
+def _name(review: RowReview, region: dict, drawn: bool) -> None:
+    """Remember a region's first mention: an add_region first means the reviewer drew it."""
+    if not any(same_region(region, r) for r in review.named):
+        region = {"category": region["category"], "box": region["box"]}
+        review.named.append(region)
+        if drawn:
+            review.drawn.append(region)
 
 
 def _box(box) -> list:

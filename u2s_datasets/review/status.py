@@ -2,6 +2,7 @@
 
 from collections import Counter
 
+from .. import columns as C
 from . import decisions
 from .saved import SavedOutput, load_run
 
@@ -14,7 +15,9 @@ def review_status(folder: str, output: SavedOutput = None) -> dict:
     """Counts of the review of ``folder``: rows reviewed, flagged rows left, decisions not applied yet.
 
     ``flagged`` rows are those the run marked private (errors included); ``pending`` rows have
-    decisions that ``u2s apply-review`` has not written into the images yet.
+    decisions that ``u2s apply-review`` has not written into the images yet; ``regions_removed``
+    counts the run's regions a reviewer deleted (their content goes out as it was), row by row
+    in ``_removed``.
     """
     output = output or SavedOutput(folder)
     lines = decisions.read(folder)
@@ -24,6 +27,8 @@ def review_status(folder: str, output: SavedOutput = None) -> dict:
     pending = [row for row in reviewed if reviews[row.key].changes(row)]
     verdicts = Counter(reviews[row.key].verdict or "regions_only" for row in reviewed)
     applied = load_run(folder).get("review") or {}
+    pending_keys = {row.key for row in pending}
+    removed = [_removal(row, reviews[row.key], row.key in pending_keys) for row in reviewed if reviews[row.key].removed]
     return {
         "rows": len(output.rows),
         "flagged_rows": len(flagged),
@@ -33,19 +38,39 @@ def review_status(folder: str, output: SavedOutput = None) -> dict:
         "accepted_rows": verdicts.get("accept", 0),
         "redacted_by_reviewer_rows": verdicts.get("redact_image", 0),
         "pending_rows": len(pending),
+        "regions_removed": sum(len(r["categories"]) for r in removed),
+        "rows_with_regions_removed": len(removed),
+        "rows_passthrough_after_removal": sum(1 for r in removed if r["passthrough"]),
         "decisions": len(lines),
         "reviewers": sorted({line.get("reviewer", "unknown") for line in lines}),
+        "os_users": sorted({line["os_user"] for line in lines if line.get("os_user")}),
         "applied_at": applied.get("applied_at"),
         "_pending_keys": [_label(row) for row in pending],
         "_unreviewed_flagged_keys": [_label(row) for row in flagged if row.key not in reviews],
+        "_removed": removed,
     }
 
 
-def card_figures(folder: str) -> dict:
+def review_summary(status: dict) -> str:
+    """What the review did, for ``u2s publish`` to print: counts, then each row whose review removed regions."""
+    text = (f"{status['reviewed_rows']} of {status['rows']} rows reviewed ({status['reviewed_flagged_rows']} of "
+            f"{status['flagged_rows']} flagged), {status['pending_rows']} not applied yet; "
+            f"{status['regions_removed']} regions removed by review in {status['rows_with_regions_removed']} rows")
+    if not status["_removed"]:
+        return text
+    lines = [text + ", their content published as it was:"]
+    for r in status["_removed"]:
+        became = "not applied yet" if r["pending"] else "now passthrough" if r["passthrough"] else "its other regions still edited"
+        removed = ", ".join(c if n == 1 else f"{n} {c}" for c, n in Counter(r["categories"]).items())
+        lines.append(f"  {r['label']}: removed {removed} ({became})")
+    return "\n".join(lines)
+
+
+def card_figures(folder: str, status: dict = None) -> dict:
     """The review counts as shown on a dataset card (no row lists)."""
-    status = review_status(folder)
-    figures = {k: v for k, v in status.items() if not k.startswith("_") and k != "reviewers"}
-    figures["reviewers"] = len(status["reviewers"])
+    status = status or review_status(folder)
+    figures = {k: v for k, v in status.items() if not k.startswith("_") and k not in ("reviewers", "os_users")}
+    figures["reviewers"], figures["os_users"] = len(status["reviewers"]), len(status["os_users"])
     return {k: v for k, v in figures.items() if v is not None}
 
 
@@ -66,6 +91,12 @@ def require_review(folder: str) -> dict:
     if problems:
         raise ReviewRequired("review required: " + "; ".join(problems))
     return status
+
+
+def _removal(row, review, pending: bool) -> dict:
+    passthrough = not pending and not row.is_private and row.base_status == C.STATUS_PASSTHROUGH
+    return {"split": row.split, "row": row.index, "name": row.name, "label": _label(row),
+            "categories": [r["category"] for r in review.removed], "pending": pending, "passthrough": passthrough}
 
 
 def _label(row) -> str:
