@@ -598,6 +598,38 @@ def test_image_paths_never_reach_the_parquet(clean, tmp_path):
     assert all(b"/home/alice" not in content for content in _staged_files(tmp_path / "out").values())
 
 
+def test_a_path_backed_dataset_publishes_the_files_bytes_and_no_local_path(transform, tmp_path):
+    """``Image()`` cast over file paths and never saved holds only paths: a kept column goes out as the files' bytes."""
+    folder = tmp_path / "alice_smith" / "holiday"
+    folder.mkdir(parents=True)
+    files = []
+    for name in ("astronaut", "coffee"):
+        files.append(folder / f"{name}.jpg")
+        Image.fromarray(getattr(skdata, name)()).save(files[-1], quality=90)
+    ds = Dataset.from_dict({"image": [str(f) for f in files], "views": [{"front": [str(f)]} for f in files]},
+                           features=Features({"image": ImageFeature(), "views": {"front": [ImageFeature()]}}))
+    safe = ds.map(transform, batched=True, features=transform.features(ds.features))
+    stored = safe.cast_column("image", ImageFeature(decode=False))
+    assert [row["image"] for row in stored] == [{"bytes": None, "path": str(f)} for f in files]  # paths only, no bytes
+
+    push_safe_dataset(safe, "org/photos-safe", dry_run=tmp_path / "out", keep_columns=["image", "views"], transform=transform)
+    rows = _parquet_rows(tmp_path / "out")
+    assert [row["original_image"] for row in rows] == [{"bytes": f.read_bytes(), "path": None} for f in files]
+    assert [row["views"]["front"] for row in rows] == [[{"bytes": f.read_bytes(), "path": None}] for f in files]
+    assert all(row["image"]["bytes"] and row["image"]["path"] is None for row in rows)
+    for content in _staged_files(tmp_path / "out").values():  # no path or file name of this machine, anywhere
+        assert str(tmp_path).encode() not in content and b"alice_smith" not in content and b"astronaut.jpg" not in content
+    loaded = load_dataset(str(tmp_path / "out"), split="train")
+    assert loaded[0]["original_image"].size == Image.open(files[0]).size
+    assert np.array_equal(np.asarray(loaded[1]["views"]["front"][0]), np.asarray(Image.open(files[1])))
+
+    files[1].unlink()  # a file gone since: refused by name, and the split written before it is taken back
+    splits = DatasetDict({"train": safe.select([0]), "test": safe.select([1])})
+    with pytest.raises(PublishError, match=r"Split 'test': a file of the kept column\(s\) original_image, views cannot be read"):
+        push_safe_dataset(splits, "org/photos-safe", dry_run=tmp_path / "gone", keep_columns=["image", "views"], transform=transform)
+    assert list((tmp_path / "gone").iterdir()) == []
+
+
 def test_file_names_and_paths_are_dropped_unless_kept(clean, tmp_path, caplog):
     # `u2s anonymize` of an image folder keeps its `file_name`; names and paths can name people and places.
     n = len(clean)

@@ -19,6 +19,7 @@ from PIL import Image as PILImage
 
 from ..config import OutputConfig
 from ..images import ImageError, decode, strip_jpeg_metadata, strip_png_metadata, to_rgb
+from .embed import embed_media, media_columns
 
 DATA_DIR = "data"
 IMAGE_FORMATS = ("auto", "png", "jpeg", "webp")  # "auto": JPEG, PNG and WebP stay as they are; others become PNG
@@ -144,6 +145,7 @@ def write_shards(prepared, folder: Path, image_format: str = "auto", quality: in
     num_shards = max(1, math.ceil(estimate / max_shard_size))
     (folder / DATA_DIR).mkdir(parents=True, exist_ok=True)
     paths, offset, how = [], 0, dict.fromkeys((KEPT, RESTRIPPED, REENCODED, REENCODED_LOSSY), 0)
+    kept_media = media_columns(ds.features, skip=(prepared.image_column,))  # the safe image is written as bytes below
     for index in range(num_shards):
         shard = ds.shard(num_shards, index, contiguous=True)
         encoder = _ShardEncoder(prepared.name, prepared.image_column, offset, image_format, quality, max_pixels)
@@ -154,6 +156,8 @@ def write_shards(prepared, folder: Path, image_format: str = "auto", quality: in
         for outcome in shard[_HOW_COLUMN]:
             how[outcome] += 1
         shard = shard.remove_columns(_HOW_COLUMN).cast_column(prepared.image_column, Image())
+        if kept_media:  # bytes, not paths of this machine
+            shard = embed_media(shard, kept_media, prepared.name)
         path = f"{DATA_DIR}/{prepared.name}-{index:05d}-of-{num_shards:05d}.parquet"
         shard.to_parquet(str(folder / path))
         paths.append(path)

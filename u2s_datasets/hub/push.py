@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,7 +198,12 @@ def push_safe_dataset(
         if folder.exists() and any(folder.iterdir()):
             raise FileExistsError(f"The staging folder {folder} is not empty; give a new or empty folder")
         folder.mkdir(parents=True, exist_ok=True)
-        files, counts = stage(splits, folder, repo_id, anonymization, **options)
+        try:
+            files, counts = stage(splits, folder, repo_id, anonymization, **options)
+        except Exception:  # e.g. a kept file unreadable in a later split: no half-staged dataset is left
+            for path in list(folder.iterdir()):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+            raise
         logger.info("Staged %d files for %s in %s (dry run, nothing uploaded)", len(files), repo_id, folder)
         return PublishResult(repo_id, files, counts, staging_dir=str(folder))
 
