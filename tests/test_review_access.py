@@ -106,6 +106,8 @@ def test_a_missing_or_wrong_token_gets_nothing(server):
 def test_the_token_becomes_a_cookie_that_opens_the_page_and_its_images(server):
     status, headers, _ = _request(server, "GET", f"/?token={server.access.token}&flagged=yes", {"Host": server.host})
     assert status == 303 and headers["location"] == "/?flagged=yes"  # the token leaves the address bar
+    status, headers, _ = _request(server, "GET", f"//evil.example/?token={server.access.token}", {"Host": server.host})
+    assert status == 303 and headers["location"] == "/evil.example/"  # a path of this server, not another host
     name_value, *attributes = [part.strip() for part in headers["set-cookie"].split(";")]
     assert name_value == _cookie(server) and set(attributes) == {"HttpOnly", "SameSite=Strict", "Path=/"}
 

@@ -127,6 +127,7 @@ def test_review_in_a_browser_then_apply(browser, served):
     lines = _lines(folder)
     assert [(l["row"], l["action"], l["reviewer"]) for l in lines] == [(2, "delete_region", "ada"), (3, "add_region", "ada"), (4, "accept", "ada")]
     assert all(l["os_user"] == "reviewer-account" for l in lines)  # beside the self-declared name
+    # Recorded at all: the page's own fetch sends Origin with every POST, which the server requires.
     assert all(l["time"].endswith("+00:00") for l in lines)
     assert lines[0]["box"] == false_line and lines[0]["category"] == "text_symbols"
     drawn = lines[1]["box"]

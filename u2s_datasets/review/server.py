@@ -195,7 +195,7 @@ class _Handler(BaseHTTPRequestHandler):
             rest = urlencode([(key, value) for key, values in parse_qs(url.query, keep_blank_values=True).items()
                               if key != TOKEN_PARAMETER for value in values])
             self.send_response(HTTPStatus.SEE_OTHER)
-            self.send_header("Location", url.path + ("?" + rest if rest else ""))
+            self.send_header("Location", "/" + url.path.lstrip("/") + ("?" + rest if rest else ""))  # never //other.host
             self._headers(0, "text/plain")
             return True
         return False
