@@ -55,7 +55,7 @@ def review_summary(status: dict) -> str:
     """What the review did, for ``u2s publish`` to print: counts, then each row whose review removed regions."""
     text = (f"{status['reviewed_rows']} of {status['rows']} rows reviewed ({status['reviewed_flagged_rows']} of "
             f"{status['flagged_rows']} flagged), {status['pending_rows']} not applied yet; "
-            f"{status['regions_removed']} regions removed by review in {status['rows_with_regions_removed']} rows")
+            f"{_count(status['regions_removed'], 'region')} removed by review in {_count(status['rows_with_regions_removed'], 'row')}")
     if not status["_removed"]:
         return text
     lines = [text + ", their content published as it was:"]
@@ -97,6 +97,10 @@ def _removal(row, review, pending: bool) -> dict:
     passthrough = not pending and not row.is_private and row.base_status == C.STATUS_PASSTHROUGH
     return {"split": row.split, "row": row.index, "name": row.name, "label": _label(row),
             "categories": [r["category"] for r in review.removed], "pending": pending, "passthrough": passthrough}
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _label(row) -> str:
