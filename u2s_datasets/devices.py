@@ -1,7 +1,10 @@
 """Where model-backed stages run: one device per process and rank."""
 
+import logging
 import sys
 from typing import Optional
+
+logger = logging.getLogger(__name__)
 
 
 def resolve_device(device: Optional[str], rank: Optional[int]) -> str:
@@ -23,6 +26,28 @@ def resolve_device(device: Optional[str], rank: Optional[int]) -> str:
     if device is not None:
         return device
     return f"cuda:{(rank or 0) % torch.cuda.device_count()}"
+
+
+def detector_device(device: Optional[str], rank: Optional[int]) -> str:
+    """Where the offline detectors run: as ``resolve_device``, but the CPU (without importing torch)
+    where no NVIDIA driver is loaded, and the CPU with a warning in a forked worker, where CUDA cannot start."""
+    if device is None and not _nvidia_driver():
+        return "cpu"
+    if device is None and in_forked_worker():
+        logger.warning("The detectors run on the CPU in this forked worker: CUDA cannot start after fork. "
+                       "Use multiprocess.set_start_method('spawn', force=True) or anonymize() to run them on the GPU.")
+        return "cpu"
+    return resolve_device(device, rank)
+
+
+def _nvidia_driver() -> bool:
+    import ctypes
+
+    try:
+        ctypes.CDLL("libcuda.so.1")
+        return True
+    except OSError:
+        return False
 
 
 def resolve_dtype(dtype: str, device: str):

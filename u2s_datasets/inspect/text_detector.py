@@ -46,7 +46,7 @@ class TextDetector:
         logging.getLogger("RapidOCR").setLevel(logging.WARNING)
 
     def __call__(self, rgb: np.ndarray) -> list:
-        from .detectors import Detection
+        from .pyramid import Detection
 
         # PP-OCR reads BGR: each view handed to it is turned to BGR on its own, never the whole image.
         quads = self._find_quads(rgb)
@@ -67,7 +67,7 @@ class TextDetector:
         return detections
 
     def _find_quads(self, rgb: np.ndarray, inverted: bool = False) -> list:
-        from .detectors import pyramid_scales, resized, scaled_tiles
+        from .pyramid import pyramid_scales, resized, scaled_tiles
 
         height, width = rgb.shape[:2]
         top = min(1.0, self.max_side / max(height, width))
