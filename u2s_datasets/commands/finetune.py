@@ -11,13 +11,14 @@ def register(subparsers):
     p.add_argument("output_dir", help="the fine-tuned diffusers pipeline goes here, with checkpoints, log and model card")
     p.add_argument("--base-model", required=True, help="the editor to start from (hub id or folder): an InstructPix2Pix pipeline "
                    "such as MagicBrush, or with --editor flux-kontext a FLUX.1 Kontext pipeline")
-    p.add_argument("--editor", choices=("ip2p", "flux-kontext"), default="ip2p",
-                   help="ip2p (default; dual prompts, full or LoRA) or flux-kontext (LoRA, rank 16 unless --lora)")
+    p.add_argument("--editor", choices=("ip2p", "flux-kontext", "flux-omini"), default="ip2p",
+                   help="ip2p (default; dual prompts, full or LoRA), flux-kontext (LoRA, rank 16 unless --lora) or "
+                   "flux-omini (OminiControl subject LoRA on FLUX.1-dev, the paper's recipe; docs/training.md)")
     p.add_argument("--base-revision")
     p.add_argument("--dual-prompt", choices=("paper", "gated", "none"),
                    help=f"ip2p: SafeAttention (paper, default {defaults.dual_prompt}), the zero-gated fusion (gated) or none")
     p.add_argument("--lora", type=int, metavar="RANK", help="train LoRA adapters of this rank instead of the whole UNet")
-    p.add_argument("--max-sequence-length", type=int, default=512, help="flux-kontext: T5 tokens of the instruction")
+    p.add_argument("--max-sequence-length", type=int, default=512, help="flux-kontext, flux-omini: T5 tokens of the instruction")
     p.add_argument("--recipe", choices=("default", "paper"), default="default",
                    help="paper: the authors' settings (ip2p: 256 px stretched, flip 0.5, batch 64 x accumulation 4, 200 epochs, "
                    "lr 1e-5; docs/training.md); the options below override it")
@@ -58,13 +59,15 @@ def run(args) -> int:
     settings = {k: getattr(args, k) for k in COMMON if getattr(args, k) is not None}
     if args.no_ema:
         settings["ema"] = False
-    if args.editor == "flux-kontext":
+    if args.editor in ("flux-kontext", "flux-omini"):
         from ..train.kontext import finetune_kontext
+        from ..train.omini import finetune_omini
 
         if args.dual_prompt not in (None, "none"):
-            raise ValueError("--dual-prompt is for the ip2p editor; FLUX.1 Kontext takes the instruction alone")
-        output = finetune_kontext(args.pairs, args.output_dir, args.base_model, resume=args.resume, recipe=args.recipe,
-                                  max_sequence_length=args.max_sequence_length, **settings)
+            raise ValueError(f"--dual-prompt is for the ip2p editor; {args.editor} takes the instruction alone")
+        trainer = {"flux-kontext": finetune_kontext, "flux-omini": finetune_omini}[args.editor]
+        output = trainer(args.pairs, args.output_dir, args.base_model, resume=args.resume, recipe=args.recipe,
+                         max_sequence_length=args.max_sequence_length, **settings)
     else:
         if args.conditioning_dropout is not None:
             settings["conditioning_dropout"] = args.conditioning_dropout

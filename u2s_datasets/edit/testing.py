@@ -76,9 +76,9 @@ def t5_tokenizer():
     return T5Tokenizer(vocab=pieces, extra_ids=0)
 
 
-def random_flux_kontext_pipeline(seed: int = 0):
-    """A FLUX.1 Kontext pipeline with a one-block transformer and tiny encoders, random weights."""
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxKontextPipeline, FluxTransformer2DModel
+def _flux_components(seed: int) -> dict:
+    """A one-block FLUX.1 transformer (guidance-distilled, as FLUX.1-dev) and tiny encoders, random weights."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
     torch.manual_seed(seed)
@@ -92,5 +92,19 @@ def random_flux_kontext_pipeline(seed: int = 0):
     vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, down_block_types=("DownEncoderBlock2D",) * 4,
                         up_block_types=("UpDecoderBlock2D",) * 4, use_quant_conv=False, use_post_quant_conv=False,
                         shift_factor=0.0609, scaling_factor=1.5035, **_SHAPES["tiny"]["vae"])
-    return FluxKontextPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
-                               text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2, transformer=transformer)
+    return dict(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
+                text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2, transformer=transformer)
+
+
+def random_flux_kontext_pipeline(seed: int = 0):
+    """A FLUX.1 Kontext pipeline with a one-block transformer and tiny encoders, random weights."""
+    from diffusers import FluxKontextPipeline
+
+    return FluxKontextPipeline(**_flux_components(seed))
+
+
+def random_flux_pipeline(seed: int = 0):
+    """A FLUX.1 (text-to-image) pipeline of the same tiny shapes: the base of the OminiControl editor."""
+    from diffusers import FluxPipeline
+
+    return FluxPipeline(**_flux_components(seed))

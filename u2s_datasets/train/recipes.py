@@ -5,7 +5,8 @@
 stretched to the square (Lanczos), horizontal flips 0.5 on the pair, batch 64 with
 gradient accumulation 4, 200 epochs, AdamW at a constant 1e-5 (no learning-rate scaling,
 weight decay 0.01), no gradient clipping (Lightning's default), EMA 0.9999, conditioning
-dropout 5%. For ``flux-omini`` it is their OminiControl run (``omini.py``). Settings passed
+dropout 5%. For ``flux-omini`` the trainer's defaults are the paper's OminiControl run
+(``omini.py``), so both names give it. Settings passed
 next to a recipe override its values; ``"default"`` is the trainer's own defaults.
 """
 
@@ -17,6 +18,7 @@ RECIPES = {
                       ema=True, ema_decay=0.9999, conditioning_dropout=0.05),
     },
     "flux-kontext": {"default": {}},
+    "flux-omini": {"default": {}, "paper": {}},  # its defaults are the paper's recipe (omini.py)
 }
 
 
