@@ -42,15 +42,16 @@ def clip_tokenizer(model_max_length: int = 77):
 
 
 def random_sd_editing_pipeline(kind: str = "ip2p", shape: str = "tiny", seed: int = 0):
-    """An InstructPix2Pix (``kind="ip2p"``, 8-channel UNet) or inpainting (``"inpaint"``, 9-channel) pipeline, random weights."""
+    """An InstructPix2Pix (``kind="ip2p"``, 8-channel UNet), inpainting (``"inpaint"``, 9-channel) or text-to-image
+    (``"sd"``, 4-channel) pipeline, random weights."""
     from diffusers import (AutoencoderKL, EulerAncestralDiscreteScheduler, PNDMScheduler, StableDiffusionInpaintPipeline,
-                           StableDiffusionInstructPix2PixPipeline, UNet2DConditionModel)
+                           StableDiffusionInstructPix2PixPipeline, StableDiffusionPipeline, UNet2DConditionModel)
     from transformers import CLIPTextConfig, CLIPTextModel
 
     sizes = _SHAPES[shape]
     torch.manual_seed(seed)
     tokenizer = clip_tokenizer()
-    in_channels = {"ip2p": 8, "inpaint": 9}[kind]
+    in_channels = {"ip2p": 8, "inpaint": 9, "sd": 4}[kind]
     unet = UNet2DConditionModel(in_channels=in_channels, out_channels=4, **sizes["unet"])
     depth = len(sizes["vae"]["block_out_channels"])
     vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, down_block_types=("DownEncoderBlock2D",) * depth,
@@ -63,9 +64,10 @@ def random_sd_editing_pipeline(kind: str = "ip2p", shape: str = "tiny", seed: in
         return StableDiffusionInstructPix2PixPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                                                       scheduler=EulerAncestralDiscreteScheduler(**betas), safety_checker=None,
                                                       feature_extractor=None, requires_safety_checker=False)
-    return StableDiffusionInpaintPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                          scheduler=PNDMScheduler(skip_prk_steps=True, steps_offset=1, **betas), safety_checker=None,
-                                          feature_extractor=None, requires_safety_checker=False)
+    pipeline = StableDiffusionInpaintPipeline if kind == "inpaint" else StableDiffusionPipeline
+    return pipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                    scheduler=PNDMScheduler(skip_prk_steps=True, steps_offset=1, **betas), safety_checker=None,
+                    feature_extractor=None, requires_safety_checker=False)
 
 
 def t5_tokenizer():
