@@ -76,9 +76,9 @@ setup(
     ],
     extras_require={
         "test": ["pytest", "pytest-timeout", "ray[data]", "peft>=0.17", "selenium", "nbclient", "nbformat", "ipykernel",
-                 "sentencepiece"],
+                 "sentencepiece", "prodigyopt"],
         "convert": ["sentencepiece"],  # u2s convert-internvl: InternLM2's SentencePiece tokenizer
-        "train": ["peft>=0.17"],
+        "train": ["peft>=0.17", "prodigyopt"],  # prodigyopt: the OminiControl recipe's optimizer
         "ray": ["ray[data]"],
     },
     entry_points={"console_scripts": ["u2s=u2s_datasets.cli:main"]},

@@ -24,6 +24,8 @@ EDITORS = {
     "ip2p": "u2s_datasets.edit.ip2p:InstructPix2PixEditor",
     "sd-inpaint": "u2s_datasets.edit.sd_inpaint:StableDiffusionInpaintEditor",
     "flux-kontext": "u2s_datasets.edit.flow_editors:FluxKontextEditor",
+    "flux-omini": "u2s_datasets.edit.omini:FluxOminiEditor",
+    "freeprompt": "u2s_datasets.edit.freeprompt:FreePromptEditor",
     "qwen-image-edit": "u2s_datasets.edit.flow_editors:QwenImageEditEditor",
 }
 

@@ -20,6 +20,8 @@ Args:
     local_files_only, seed.
     protocol ("project" | "paper"): "paper" fine-tunes an MAE ViT-B/16 classifier (backbone_model,
         default facebook/vit-mae-base) for `epochs` with `learning_rate` and `batch_size`.
+    recipe ("default" | "paper"): how it fine-tunes; "paper" is MAE's recipe as the authors ran it
+        (100 epochs, lr 5e-4, batch 64 x `gradient_accumulation` 4, RandAugment, drop path, layer decay).
 Returns:
     safe_accuracy, raw_accuracy, accuracy_ratio, chance_accuracy, n_train, n_test,
     n_classes, `per_image` (test rows), and `models` (id + revision).

@@ -60,6 +60,7 @@ class DiffusionEditor:
         self.device = resolve_device(config.model.device, rank)
         self.dtype = resolve_dtype(config.model.dtype, self.device)
         self.model_id = self.settings.editor_model or self.default_model
+        self.model_revision = self.settings.editor_revision
         self.resolution = self.settings.edit_resolution or self.default_resolution
         if self.settings.fast and not self.fast_lora:
             raise ValueError(f"fast=True: the {self.settings.editor!r} editor has no few-step setting (ip2p and qwen-image-edit have)")
@@ -87,7 +88,7 @@ class DiffusionEditor:
                 f"The installed diffusers {diffusers.__version__} has no {self.pipeline_class}; "
                 f"upgrade diffusers to use editor {self.settings.editor!r}."
             )
-        revision = self.settings.editor_revision
+        revision = self.model_revision
         logger.info("Loading %s from %s (revision %s) on %s as %s", self.pipeline_class, self.model_id, revision or "main", self.device, self.dtype)
         try:
             pipe = pipeline_cls.from_pretrained(

@@ -42,15 +42,16 @@ def clip_tokenizer(model_max_length: int = 77):
 
 
 def random_sd_editing_pipeline(kind: str = "ip2p", shape: str = "tiny", seed: int = 0):
-    """An InstructPix2Pix (``kind="ip2p"``, 8-channel UNet) or inpainting (``"inpaint"``, 9-channel) pipeline, random weights."""
+    """An InstructPix2Pix (``kind="ip2p"``, 8-channel UNet), inpainting (``"inpaint"``, 9-channel) or text-to-image
+    (``"sd"``, 4-channel) pipeline, random weights."""
     from diffusers import (AutoencoderKL, EulerAncestralDiscreteScheduler, PNDMScheduler, StableDiffusionInpaintPipeline,
-                           StableDiffusionInstructPix2PixPipeline, UNet2DConditionModel)
+                           StableDiffusionInstructPix2PixPipeline, StableDiffusionPipeline, UNet2DConditionModel)
     from transformers import CLIPTextConfig, CLIPTextModel
 
     sizes = _SHAPES[shape]
     torch.manual_seed(seed)
     tokenizer = clip_tokenizer()
-    in_channels = {"ip2p": 8, "inpaint": 9}[kind]
+    in_channels = {"ip2p": 8, "inpaint": 9, "sd": 4}[kind]
     unet = UNet2DConditionModel(in_channels=in_channels, out_channels=4, **sizes["unet"])
     depth = len(sizes["vae"]["block_out_channels"])
     vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, down_block_types=("DownEncoderBlock2D",) * depth,
@@ -63,9 +64,10 @@ def random_sd_editing_pipeline(kind: str = "ip2p", shape: str = "tiny", seed: in
         return StableDiffusionInstructPix2PixPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                                                       scheduler=EulerAncestralDiscreteScheduler(**betas), safety_checker=None,
                                                       feature_extractor=None, requires_safety_checker=False)
-    return StableDiffusionInpaintPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                          scheduler=PNDMScheduler(skip_prk_steps=True, steps_offset=1, **betas), safety_checker=None,
-                                          feature_extractor=None, requires_safety_checker=False)
+    pipeline = StableDiffusionInpaintPipeline if kind == "inpaint" else StableDiffusionPipeline
+    return pipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                    scheduler=PNDMScheduler(skip_prk_steps=True, steps_offset=1, **betas), safety_checker=None,
+                    feature_extractor=None, requires_safety_checker=False)
 
 
 def t5_tokenizer():
@@ -76,9 +78,9 @@ def t5_tokenizer():
     return T5Tokenizer(vocab=pieces, extra_ids=0)
 
 
-def random_flux_kontext_pipeline(seed: int = 0):
-    """A FLUX.1 Kontext pipeline with a one-block transformer and tiny encoders, random weights."""
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxKontextPipeline, FluxTransformer2DModel
+def _flux_components(seed: int) -> dict:
+    """A one-block FLUX.1 transformer (guidance-distilled, as FLUX.1-dev) and tiny encoders, random weights."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
     torch.manual_seed(seed)
@@ -92,5 +94,19 @@ def random_flux_kontext_pipeline(seed: int = 0):
     vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, down_block_types=("DownEncoderBlock2D",) * 4,
                         up_block_types=("UpDecoderBlock2D",) * 4, use_quant_conv=False, use_post_quant_conv=False,
                         shift_factor=0.0609, scaling_factor=1.5035, **_SHAPES["tiny"]["vae"])
-    return FluxKontextPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
-                               text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2, transformer=transformer)
+    return dict(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
+                text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2, transformer=transformer)
+
+
+def random_flux_kontext_pipeline(seed: int = 0):
+    """A FLUX.1 Kontext pipeline with a one-block transformer and tiny encoders, random weights."""
+    from diffusers import FluxKontextPipeline
+
+    return FluxKontextPipeline(**_flux_components(seed))
+
+
+def random_flux_pipeline(seed: int = 0):
+    """A FLUX.1 (text-to-image) pipeline of the same tiny shapes: the base of the OminiControl editor."""
+    from diffusers import FluxPipeline
+
+    return FluxPipeline(**_flux_components(seed))

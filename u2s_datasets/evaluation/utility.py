@@ -146,13 +146,19 @@ def compute_utility(predictions: list, references: Optional[list], labels: list,
                     *, backbone: str = "hist-hog", backbone_model: Optional[str] = None,
                     backbone_revision: Optional[str] = None, device: Optional[str] = None,
                     local_files_only: bool = False, seed: int = 0, protocol: str = "project",
-                    epochs: int = 10, learning_rate: float = 1e-4, batch_size: int = 32) -> dict:
+                    epochs: Optional[int] = None, learning_rate: Optional[float] = None, batch_size: Optional[int] = None,
+                    recipe: str = "default", gradient_accumulation: Optional[int] = None) -> dict:
     """Train on safe (``predictions``) and raw (``references``) training images with ``labels``;
     test both on the REAL ``test_images``/``test_labels``.
 
     ``protocol="paper"``: fine-tune an MAE ViT-B/16 classifier (``backbone_model``, default
-    ``facebook/vit-mae-base``) for ``epochs`` instead of a linear probe on frozen features. The safe
-    training set is the ``safe_image`` column: private rows edited, the others the originals."""
+    ``facebook/vit-mae-base``) instead of a linear probe on frozen features. The safe
+    training set is the ``safe_image`` column: private rows edited, the others the originals.
+    ``recipe`` is how it fine-tunes (``evaluation/mae_recipe.py``): ``"default"`` (10 epochs,
+    lr 1e-4, batch 32, flips) or ``"paper"`` (MAE's recipe as the authors ran it: 100 epochs,
+    lr 5e-4, batch 64 x 4, RandAugment, drop path, layer decay); ``recipe="paper"`` fine-tunes
+    whatever ``protocol`` says. ``epochs``, ``learning_rate``, ``batch_size`` and
+    ``gradient_accumulation`` override the recipe's values."""
     from .cache import cached
     from .inputs import as_rgb, check_same_length
 
@@ -172,14 +178,15 @@ def compute_utility(predictions: list, references: Optional[list], labels: list,
     test = [as_rgb(v, f"test_images[{i}]") for i, v in enumerate(test_images)]
     if protocol not in ("project", "paper"):
         raise ValueError(f"protocol must be 'project' or 'paper', got {protocol!r}")
-    if protocol == "paper":
+    if protocol == "paper" or recipe != "default":
         from .finetune import DEFAULT_MAE, MAEFineTuner
 
         tuner = MAEFineTuner(backbone_model or DEFAULT_MAE, backbone_revision, epochs=epochs, learning_rate=learning_rate,
-                             batch_size=batch_size, device=device, local_files_only=local_files_only)
+                             batch_size=batch_size, device=device, local_files_only=local_files_only, recipe=recipe,
+                             gradient_accumulation=gradient_accumulation)
         result = finetuned_utility(safe, raw, list(labels), test, list(test_labels), tuner, seed)
         result["models"] = {"backbone": tuner.describe()}
-        result["protocol"] = protocol
+        result["protocol"], result["recipe"] = protocol, tuner.recipe.name
         return result
     if backbone == "hist-hog":
         extractor = HistHogFeatures()

@@ -8,7 +8,7 @@ import yaml
 
 from .. import __version__
 
-EDITORS = {"InstructPix2Pix": "ip2p", "FLUX.1 Kontext": "flux-kontext"}
+EDITORS = {"InstructPix2Pix": "ip2p", "FLUX.1 Kontext": "flux-kontext", "FLUX.1 OminiControl": "flux-omini"}
 PACKAGES = ("torch", "diffusers", "transformers", "accelerate", "peft", "datasets")
 
 
@@ -45,7 +45,8 @@ def write_model_card(output_dir: str, config, pair_stats: dict, train, precision
         f"An {architecture} editor fine-tuned from `{config.base_model}` (revision `{config.base_revision or ('local folder' if local_base else 'main')}`) "
         "on Unsafe2Safe triplets: source image, edit instruction, public caption, privacy-safe target.",
         f"Dual prompts: `{config.dual_prompt}`" + (" (SafeAttention)" if config.dual_prompt == "paper" else "") + "; "
-        + (f"LoRA rank {config.lora}, merged into the denoiser." if config.lora else "full UNet fine-tuning."), "",
+        + (f"LoRA rank {config.lora}, " + ("on the condition branch (omini_lora/)." if EDITORS[architecture] == "flux-omini"
+                                           else "merged into the denoiser.") if config.lora else "full UNet fine-tuning."), "",
         "```python", "from u2s_datasets import Unsafe2Safe", f'safe = ds.map(Unsafe2Safe(preset="paper", editor={EDITORS[architecture]!r}, editor_model="<this folder>"), batched=True)',
         "```", "", "## Data", "",
     ]

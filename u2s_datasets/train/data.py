@@ -1,4 +1,10 @@
-"""Training pairs as tensors: square crops in [-1, 1] and token ids of the instruction and the public caption."""
+"""Training pairs as tensors: square images in [-1, 1] and token ids of the instruction and the public caption.
+
+Two ways to make an image square: ``"crop"`` (the shorter side scaled to the resolution,
+then the centre crop; aspect kept, edges lost) and ``"stretch"`` (the whole image resized
+to the square, aspect not kept; the paper's data loader). Horizontal flips are drawn per
+pair in the training loop (``flip_pairs``), from the run's checkpointed generator.
+"""
 
 import logging
 
@@ -23,6 +29,24 @@ def square(image: Image.Image, resolution: int) -> Image.Image:
     return image.crop((left, top, left + resolution, top + resolution))
 
 
+def stretch(image: Image.Image, resolution: int) -> Image.Image:
+    """The whole image resized to ``resolution`` x ``resolution`` (Lanczos, as the paper's data loader)."""
+    return image.convert("RGB").resize((resolution, resolution), Image.LANCZOS)
+
+
+RESIZE = {"crop": square, "stretch": stretch}
+
+
+def flip_pairs(batch: dict, probability: float, generator: torch.Generator) -> dict:
+    """Each pair mirrored left-right with ``probability``: source and target together, so they stay aligned."""
+    if probability <= 0:
+        return batch
+    source = batch["source"]
+    flip = (torch.rand(source.shape[0], generator=generator) < probability).to(source.device).view(-1, 1, 1, 1)
+    return {**batch, "source": torch.where(flip, source.flip(-1), source),
+            "target": torch.where(flip, batch["target"].flip(-1), batch["target"])}
+
+
 def to_tensor(image: Image.Image) -> torch.Tensor:
     array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
@@ -31,17 +55,20 @@ def to_tensor(image: Image.Image) -> torch.Tensor:
 class PairsDataset(torch.utils.data.Dataset):
     """Rows of a pairs split, ready for the InstructPix2Pix objective.
 
-    Each item: ``source`` and ``target`` (3xRxR in [-1, 1], the same crop of both),
+    Each item: ``source`` and ``target`` (3xRxR in [-1, 1], both made square the same way, ``resize``),
     ``instruction_ids`` and ``public_ids`` (padded to the tokenizer's length). Texts longer
     than the text encoder's window are cut there, with a warning that counts them. With
     ``tokenizer=None`` the texts themselves (``instruction``, ``public_caption``), for
     pipelines that encode their own prompts.
     """
 
-    def __init__(self, pairs, tokenizer, resolution: int):
+    def __init__(self, pairs, tokenizer, resolution: int, resize: str = "crop"):
+        if resize not in RESIZE:
+            raise ValueError(f"resize={resize!r} is not one of {', '.join(map(repr, RESIZE))}")
         self.pairs = pairs
         self.tokenizer = tokenizer
         self.resolution = resolution
+        self.resize = RESIZE[resize]
         self.texts = {"instruction": [t or "" for t in pairs[C.EDIT_INSTRUCTION]],
                       "public_caption": [t or "" for t in pairs[C.PUBLIC_CAPTION]]}
         if tokenizer is not None:
@@ -62,8 +89,8 @@ class PairsDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index):
         row = self.pairs[int(index)]
-        item = {"source": to_tensor(square(row[SOURCE_IMAGE], self.resolution)),
-                "target": to_tensor(square(row[TARGET_IMAGE], self.resolution))}
+        item = {"source": to_tensor(self.resize(row[SOURCE_IMAGE], self.resolution)),
+                "target": to_tensor(self.resize(row[TARGET_IMAGE], self.resolution))}
         if self.tokenizer is None:
             return {**item, **{name: texts[index] for name, texts in self.texts.items()}}
         return {**item, "instruction_ids": self.instruction_ids[index], "public_ids": self.public_ids[index]}

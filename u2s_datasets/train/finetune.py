@@ -20,6 +20,7 @@ from .data import PairsDataset
 from .loop import make_accelerator, train_loop, training_split
 from .objective import InstructPix2PixObjective
 from .pairs import DEFAULT_CLIP_MODEL, load_pairs, pair_stats
+from .recipes import recipe_settings
 
 # Attention and feed-forward projections of the transformer blocks, and the ResNet convolutions.
 LORA_MODULES = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2", "conv1", "conv2"]
@@ -31,9 +32,12 @@ class FinetuneConfig:
 
     base_model: str
     base_revision: Optional[str] = None
+    recipe: str = "default"  # the preset the other settings started from (recipes.py)
     dual_prompt: str = "paper"  # "paper" (SafeAttention) | "gated" | "none"
     lora: Optional[int] = None  # LoRA rank on the UNet's projections and convolutions (LORA_MODULES); None: full fine-tuning
     resolution: int = 256
+    resize: str = "crop"  # "crop": shorter side to the resolution, centre crop | "stretch": the whole image to the square
+    flip_prob: float = 0.0  # horizontal flip of each pair (source and target together)
     batch_size: int = 4  # per process
     gradient_accumulation: int = 1
     learning_rate: float = 1e-5
@@ -41,7 +45,8 @@ class FinetuneConfig:
     lr_warmup_steps: int = 0
     adam_weight_decay: float = 1e-2
     max_grad_norm: float = 1.0
-    max_steps: int = 1000
+    max_steps: Optional[int] = None  # optimizer steps; None: the whole of `epochs`, or 1000 without epochs
+    epochs: Optional[int] = None  # passes over the training pairs (stopping earlier at max_steps when both are set)
     checkpoint_every: int = 500
     checkpoints_kept: int = 2
     conditioning_dropout: float = 0.05
@@ -57,24 +62,29 @@ class FinetuneConfig:
     def __post_init__(self):
         if self.dual_prompt not in ("paper", "gated", "none"):
             raise ValueError(f"dual_prompt={self.dual_prompt!r} is not one of 'paper', 'gated', 'none'")
-        for name in ("resolution", "batch_size", "gradient_accumulation", "max_steps", "checkpoint_every"):
-            if getattr(self, name) < 1:
+        for name in ("resolution", "batch_size", "gradient_accumulation", "max_steps", "epochs", "checkpoint_every"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be at least 1")
+        if self.resize not in ("crop", "stretch"):
+            raise ValueError(f"resize={self.resize!r} is not one of 'crop', 'stretch'")
+        if not 0.0 <= self.flip_prob <= 1.0:
+            raise ValueError(f"flip_prob={self.flip_prob} must be a probability")
         if self.resolution % 8:
             raise ValueError(f"resolution={self.resolution} must be a multiple of 8 (the VAE's downsampling)")
         if self.lora is not None and self.lora < 1:
             raise ValueError(f"lora={self.lora} must be a rank of at least 1")
 
 
-def finetune(pairs, output_dir: str, base_model: str, resume: bool = False, **settings) -> str:
+def finetune(pairs, output_dir: str, base_model: str, resume: bool = False, recipe: str = "default", **settings) -> str:
     """Fine-tune ``base_model`` on ``pairs``; returns ``output_dir``, a diffusers InstructPix2Pix folder.
 
     ``pairs``: a folder from ``u2s pairs`` / ``save_pairs``, a folder from ``u2s anonymize``
     (pairs built on the fly), or a ``DatasetDict`` from ``build_pairs``. ``settings`` are the
-    fields of ``FinetuneConfig``. The result loads with
+    fields of ``FinetuneConfig``, on top of ``recipe`` (``"paper"``: the authors' settings,
+    see ``recipes.py``). The result loads with
     ``Unsafe2Safe(editor="ip2p", editor_model=output_dir)``, dual prompts detected.
     """
-    config = FinetuneConfig(base_model=base_model, **settings)
+    config = FinetuneConfig(base_model=base_model, **recipe_settings("ip2p", recipe, settings))
     accelerator, precision = make_accelerator(config, output_dir)
     with accelerator.main_process_first():  # pairs built on the fly: the main process writes the cache, the others read it
         data, stats = resolve_pairs(pairs, config)
@@ -98,7 +108,7 @@ def finetune(pairs, output_dir: str, base_model: str, resume: bool = False, **se
                                          config.conditioning_dropout)
     empty_ids = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt").input_ids
     loss_fn = lambda model, batch, generator: objective.loss(model, batch, generator, empty_ids)  # noqa: E731
-    dataset = PairsDataset(train, tokenizer, config.resolution)
+    dataset = PairsDataset(train, tokenizer, config.resolution, config.resize)
     unet = train_loop(accelerator, unet, trainable, loss_fn, dataset, config, output_dir, resume)
 
     if accelerator.is_main_process:

@@ -22,6 +22,7 @@ from .card import write_model_card
 from .data import PairsDataset
 from .finetune import FinetuneConfig, resolve_pairs
 from .loop import make_accelerator, train_loop, training_split
+from .recipes import recipe_settings
 
 LORA_MODULES = ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out",
                 "ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj", "ff_context.net.2", "proj_mlp", "proj_out"]
@@ -85,7 +86,7 @@ def transformer_config(model):
     return getattr(model, "module", model).config  # DDP wraps the model
 
 
-def finetune_kontext(pairs, output_dir: str, base_model: str, resume: bool = False, **settings) -> str:
+def finetune_kontext(pairs, output_dir: str, base_model: str, resume: bool = False, recipe: str = "default", **settings) -> str:
     """LoRA-fine-tune a FLUX.1 Kontext pipeline on ``pairs``; ``output_dir`` loads with ``Unsafe2Safe(editor="flux-kontext", editor_model=...)``.
 
     ``settings`` are the fields of ``KontextFinetuneConfig`` (those of ``FinetuneConfig`` with
@@ -95,7 +96,7 @@ def finetune_kontext(pairs, output_dir: str, base_model: str, resume: bool = Fal
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
 
-    config = KontextFinetuneConfig(base_model=base_model, **settings)
+    config = KontextFinetuneConfig(base_model=base_model, **recipe_settings("flux-kontext", recipe, settings))
     accelerator, precision = make_accelerator(config, output_dir)
     with accelerator.main_process_first():
         data, stats = resolve_pairs(pairs, config)
@@ -114,7 +115,7 @@ def finetune_kontext(pairs, output_dir: str, base_model: str, resume: bool = Fal
         transformer.enable_gradient_checkpointing()
     trainable = [p for p in transformer.parameters() if p.requires_grad]
     objective = KontextObjective(pipe, config)
-    transformer = train_loop(accelerator, transformer, trainable, objective.loss, PairsDataset(train, None, config.resolution),
+    transformer = train_loop(accelerator, transformer, trainable, objective.loss, PairsDataset(train, None, config.resolution, config.resize),
                              config, output_dir, resume)
 
     if accelerator.is_main_process:

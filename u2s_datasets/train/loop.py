@@ -5,7 +5,14 @@ A trainer hands over a model, its trainable parameters, a dataset and a loss fun
 loss goes through ``generator`` (checkpointed with the run), data order comes from
 accelerate's seedable sampler, and a resumed run skips the batches already seen: its
 loss curve is the uninterrupted one.
+
+Gradient accumulation follows the epochs: the last, shorter window of an epoch still makes
+an optimizer step (as Lightning and diffusers' scripts do), so an epoch is
+``ceil(batches / gradient_accumulation)`` steps. A run lasts ``max_steps`` steps or
+``epochs`` epochs, whichever ends first (1000 steps when neither is set).
 """
+
+import math
 
 import json
 import logging
@@ -16,6 +23,7 @@ import time
 import torch
 from tqdm.auto import tqdm
 
+from .data import flip_pairs
 from .objective import NoiseGenerator
 
 logger = logging.getLogger(__name__)
@@ -23,6 +31,7 @@ logger = logging.getLogger(__name__)
 LOG_FILE = "training_log.jsonl"
 CHECKPOINTS = "checkpoints"
 STEP_FILE = "u2s_step.json"
+DEFAULT_MAX_STEPS = 1000
 
 
 def make_accelerator(config, output_dir):
@@ -35,7 +44,7 @@ def make_accelerator(config, output_dir):
     accelerator = Accelerator(
         cpu=config.cpu,
         mixed_precision=precision,
-        gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=config.gradient_accumulation, sync_with_dataloader=False),
+        gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=config.gradient_accumulation, sync_with_dataloader=True),
         project_config=ProjectConfiguration(project_dir=output_dir),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
@@ -50,16 +59,29 @@ def training_split(data, source):
     return train
 
 
-def train_loop(accelerator, model, trainable, loss_fn, dataset, config, output_dir, resume):
-    """Train ``trainable`` (parameters of ``model``) for ``config.max_steps``; returns the unwrapped model, EMA weights in place."""
+def total_steps(config, steps_per_epoch: int) -> int:
+    """Optimizer steps of the run: ``max_steps``, ``epochs`` worth of steps, or the smaller of the two."""
+    limits = [n for n in (config.max_steps, config.epochs and config.epochs * steps_per_epoch) if n]
+    return min(limits) if limits else DEFAULT_MAX_STEPS
+
+
+def train_loop(accelerator, model, trainable, loss_fn, dataset, config, output_dir, resume, optimizer=None):
+    """Train ``trainable`` (parameters of ``model``) for the run's steps; returns the unwrapped model, EMA weights in place.
+
+    ``optimizer``: built from ``trainable`` when given as a function (the default: AdamW with
+    the config's learning rate and weight decay)."""
     from diffusers.optimization import get_scheduler
     from diffusers.training_utils import EMAModel
 
-    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.adam_weight_decay)
-    lr_scheduler = get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=config.lr_warmup_steps * accelerator.num_processes,
-                                 num_training_steps=config.max_steps * accelerator.num_processes)
+    make_optimizer = optimizer or (lambda params: torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.adam_weight_decay))
+    optimizer = make_optimizer(trainable)
     loader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, shuffle=True, num_workers=config.dataloader_workers)
-    model, optimizer, loader, lr_scheduler = accelerator.prepare(model, optimizer, loader, lr_scheduler)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    per_epoch = len(loader)  # batches per process
+    steps_per_epoch = math.ceil(per_epoch / config.gradient_accumulation)
+    max_steps = total_steps(config, steps_per_epoch)
+    lr_scheduler = accelerator.prepare(get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=config.lr_warmup_steps * accelerator.num_processes,
+                                                     num_training_steps=max_steps * accelerator.num_processes))
     ema = EMAModel(trainable, decay=config.ema_decay) if config.ema else None
     if ema is not None:
         ema.to(accelerator.device)
@@ -70,20 +92,20 @@ def train_loop(accelerator, model, trainable, loss_fn, dataset, config, output_d
     step = _resume(accelerator, output_dir) if resume else 0
     if not resume:
         _start_fresh(accelerator, output_dir)
-    per_epoch = len(loader)
     if accelerator.is_main_process:
-        logger.info("Training on %d pairs (%d batches per epoch per process, %d processes) for %d steps, %.1f epochs",
-                    len(dataset), per_epoch, accelerator.num_processes, config.max_steps,
-                    config.max_steps * config.gradient_accumulation / per_epoch)
+        logger.info("Training on %d pairs (%d batches, %d optimizer steps per epoch per process, %d processes) for %d steps, %.1f epochs",
+                    len(dataset), per_epoch, steps_per_epoch, accelerator.num_processes, max_steps, max_steps / steps_per_epoch)
 
-    progress = tqdm(total=config.max_steps, initial=step, desc="fine-tuning", disable=not accelerator.is_main_process)
+    progress = tqdm(total=max_steps, initial=step, desc="fine-tuning", disable=not accelerator.is_main_process)
     model.train()
     started, window = time.perf_counter(), []
-    while step < config.max_steps:
-        epoch, skip = divmod(step * config.gradient_accumulation, per_epoch)
+    while step < max_steps:
+        epoch, done = divmod(step, steps_per_epoch)
+        skip = done * config.gradient_accumulation
         loader.set_epoch(epoch)
         for batch in accelerator.skip_first_batches(loader, skip) if skip else loader:
             with accelerator.accumulate(model):
+                batch = flip_pairs(batch, config.flip_prob, noise.generator)
                 loss = loss_fn(model, batch, noise.generator)
                 window.append(accelerator.gather(loss.detach().repeat(config.batch_size)).mean().item())
                 accelerator.backward(loss)
@@ -98,13 +120,13 @@ def train_loop(accelerator, model, trainable, loss_fn, dataset, config, output_d
             if ema is not None:
                 ema.step(trainable)
             now = time.perf_counter()
-            _log(accelerator, output_dir, {"step": step, "loss": sum(window) / len(window), "lr": lr_scheduler.get_last_lr()[0],
-                                           "seconds": now - started})
+            _log(accelerator, output_dir, {"step": step, "epoch": epoch, "batches": len(window), "loss": sum(window) / len(window),
+                                           "lr": lr_scheduler.get_last_lr()[0], "seconds": now - started})
             started, window = now, []
             progress.update(1)
-            if step % config.checkpoint_every == 0 or step == config.max_steps:
+            if step % config.checkpoint_every == 0 or step == max_steps:
                 _checkpoint(accelerator, output_dir, step, config.checkpoints_kept)
-            if step >= config.max_steps:
+            if step >= max_steps:
                 break
     progress.close()
     accelerator.wait_for_everyone()
