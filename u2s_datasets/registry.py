@@ -25,6 +25,7 @@ EDITORS = {
     "sd-inpaint": "u2s_datasets.edit.sd_inpaint:StableDiffusionInpaintEditor",
     "flux-kontext": "u2s_datasets.edit.flow_editors:FluxKontextEditor",
     "qwen-image-edit": "u2s_datasets.edit.flow_editors:QwenImageEditEditor",
+    "flowedit": "u2s_datasets.edit.flowedit:FlowEditEditor",
 }
 
 _KINDS = {"inspector": INSPECTORS, "instructor": INSTRUCTORS, "editor": EDITORS}
