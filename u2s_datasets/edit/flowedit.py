@@ -12,18 +12,23 @@ from .flowedit_sampler import encode_prompts, flowedit
 
 def source_prompt(request) -> str:
     """What the photo shows now: the private caption."""
-    return request.inspection.private_caption.strip()
+    return (request.inspection.private_caption or "").strip()
 
 
 def target_prompt(request) -> str:
-    """What the photo should show: the instructor's caption of the edited scene (the public caption with the
-    edit worked in, as the paper's prompts combine them), else the public caption followed by the instruction."""
-    public = request.inspection.public_caption.strip()
-    combined = request.instruction.target_caption.strip() if request.instruction else ""
+    """What the photo should show: see ``target_text``."""
+    instruction = request.instruction
+    return target_text(request.inspection.public_caption, instruction.instruction if instruction else "",
+                       instruction.target_caption if instruction else "")
+
+
+def target_text(public_caption: str, instruction: str, target_caption: str = "") -> str:
+    """The instructor's caption of the edited scene (the public caption with the edit worked in, as the paper's
+    prompts combine them), else the public caption followed by the instruction."""
+    public, combined = (public_caption or "").strip(), (target_caption or "").strip()
     if combined and combined != public:
         return combined
-    instruction = request.instruction.instruction.strip() if request.instruction else ""
-    return " ".join(part for part in (public, instruction) if part)
+    return " ".join(part for part in (public, (instruction or "").strip()) if part)
 
 
 class FlowEditEditor(DiffusionEditor):
