@@ -253,9 +253,14 @@ def test_a_failing_editor_gives_no_pairs_never_copies(anonymized, tmp_path):
 
 
 def test_cli_runs_the_papers_recipe(anonymized, paths, sd3, tmp_path, capsys):
+    # As a COCO folder loads: train2014/ and val2014/ as two splits, each row's path in a column.
     files = [f"{'val2014' if i % 5 == 0 else 'train2014'}/{n}.png" for i, n in enumerate(anonymized["name"])]
+    with_files = anonymized.add_column("file", files)
     source = str(tmp_path / "anonymized")
-    anonymized.add_column("file", files).save_to_disk(source)
+    datasets.DatasetDict({
+        "train": with_files.filter(lambda f: f.startswith("train2014"), input_columns="file"),
+        "validation": with_files.filter(lambda f: f.startswith("val2014"), input_columns="file"),
+    }).save_to_disk(source)
     out = str(tmp_path / "pairs")
     args = ["pairs", source, out, "--targets", "flowedit", "--flowedit-model", sd3, "--set", "num_inference_steps=4",
             "--set", "flowedit_n_max=3", "--set", "edit_resolution=64", "--filter", "clip-ratio", "--clip-model", paths["clip"],
@@ -267,6 +272,10 @@ def test_cli_runs_the_papers_recipe(anonymized, paths, sd3, tmp_path, capsys):
     assert stats["targets"] == "flowedit" and stats["clip_filter"] == "clip-ratio" and stats["split"] == "95/5"
     assert stats["split_by"] == "file" and stats["source_splits"] == ["train2014", "val2014"]
     assert set(pairs) == {"train", "validation", "test"} and set(pairs["train"].column_names) >= {CLIP_ORIG, CLIP_EDIT, TARGET_IMAGE}
+    n_val = sum(f.startswith("val2014") for f, s in zip(files, anonymized[C.STATUS]) if s != C.STATUS_PASSTHROUGH)
+    assert stats["split_sizes"]["test"] == n_val and stats["split_sizes"]["train"] == int(0.95 * (stats["kept"] - n_val))
     assert "FlowEdit failures" in capsys.readouterr().out
-    assert main(["pairs", source, str(tmp_path / "other"), "--set", "num_inference_steps=4"]) == 2
+    assert main(["pairs", source, str(tmp_path / "other"), "--split", "train", "--set", "num_inference_steps=4"]) == 2
     assert "go with --targets flowedit" in capsys.readouterr().err
+    assert main(["pairs", source, str(tmp_path / "other")]) == 2
+    assert "take them all with --split-by" in capsys.readouterr().err

@@ -14,7 +14,7 @@ def register(subparsers):
     p.add_argument("output", help="a save_to_disk folder for the pairs (train/validation/test)")
     p.add_argument("--image-column", default="image", help="the source image column (default: image)")
     p.add_argument("--class-column", help="a column with each image's class (default: a ClassLabel column, if any)")
-    p.add_argument("--split", help="only this split of a saved DatasetDict")
+    p.add_argument("--split", help="only this split of a saved DatasetDict (with --split-by and no --split: all of them)")
     p.add_argument("--targets", choices=TARGETS, default="safe_image",
                    help="safe_image: the anonymized image (edited rows only; default); flowedit: made by SD3 FlowEdit, as the paper's")
     p.add_argument("--flowedit-model", help="the SD3 pipeline for --targets flowedit: hub id or folder "
@@ -44,9 +44,10 @@ def register(subparsers):
 def run(args) -> int:
     ds = datasets.load_from_disk(args.input)
     if isinstance(ds, datasets.DatasetDict):
-        if args.split is None and len(ds) != 1:
-            raise ValueError(f"{args.input} holds splits {list(ds)}: choose one with --split")
-        ds = ds[args.split or next(iter(ds))]
+        if args.split is None and len(ds) != 1 and not args.split_by:
+            raise ValueError(f"{args.input} holds splits {list(ds)}: choose one with --split, or take them all with --split-by")
+        # With --split-by the source split is read from that column: every split of the input is a candidate.
+        ds = ds[args.split] if args.split else datasets.concatenate_datasets(list(ds.values()))
     if args.targets != "flowedit" and (args.set or args.flowedit_model or args.num_proc):
         raise ValueError("--flowedit-model, --set and --num-proc go with --targets flowedit")
     settings = dict(_parse_setting(s) for s in args.set)
