@@ -94,6 +94,11 @@ class EditConfig:
     # SafeAttention (docs/training.md); True or "gated" the zero-gated fusion; False never fuses.
     dual_prompt: Optional[Union[bool, str]] = None
     vae_tiling: bool = False
+    # flowedit (docs/stage2.md, "FlowEdit"): guidance_scale is the target prompt's; the paper's values by default
+    source_guidance_scale: Optional[float] = None  # the source (private caption) prompt's guidance; None: 3.5
+    flowedit_n_max: int = 33  # FlowEdit runs the last n_max of the steps; the earlier ones keep the source's layout
+    flowedit_n_min: int = 0  # the last n_min steps sample the target plainly
+    flowedit_n_avg: int = 1  # velocity differences averaged per step over this many noise draws
     # After editing, faces and text are looked for again in each edited region; what is still
     # there (for generative editors: the same person, the same words) is filled instead.
     verify_edits: bool = True
@@ -168,6 +173,10 @@ _RANGES = {
     "edit_timeout": (0.001, None),
     "num_inference_steps": (1, None),
     "edit_resolution": (8, None),
+    "source_guidance_scale": (0.0, None),
+    "flowedit_n_max": (1, None),
+    "flowedit_n_min": (0, None),
+    "flowedit_n_avg": (1, None),
 }
 
 

@@ -27,6 +27,7 @@ EDITORS = {
     "flux-omini": "u2s_datasets.edit.omini:FluxOminiEditor",
     "freeprompt": "u2s_datasets.edit.freeprompt:FreePromptEditor",
     "qwen-image-edit": "u2s_datasets.edit.flow_editors:QwenImageEditEditor",
+    "flowedit": "u2s_datasets.edit.flowedit:FlowEditEditor",
 }
 
 _KINDS = {"inspector": INSPECTORS, "instructor": INSTRUCTORS, "editor": EDITORS}

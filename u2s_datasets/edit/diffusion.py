@@ -136,7 +136,7 @@ class DiffusionEditor:
         outputs = [None] * len(requests)
         groups = {}
         for index, request in enumerate(requests):
-            groups.setdefault(grid_size(request.image.size, self.resolution, self.grid), []).append(index)
+            groups.setdefault(self._work_size(request.image.size), []).append(index)
         step = min(n for n in (self.settings.edit_batch_size, self.max_batch or math.inf) if n)
         for size, indices in groups.items():
             for start in range(0, len(indices), int(step)):
@@ -153,6 +153,10 @@ class DiffusionEditor:
                 for i, array, request in zip(chunk, arrays, batch):
                     outputs[i] = _to_pil(array).resize(request.image.size, Image.LANCZOS)
         return outputs
+
+    def _work_size(self, size) -> tuple:
+        """The size an image of ``size`` is edited at: its longer side at the editor's resolution, on the grid."""
+        return grid_size(size, self.resolution, self.grid)
 
     def _run_guarded(self, requests, images, generators, size) -> np.ndarray:
         import torch

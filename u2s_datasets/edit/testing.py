@@ -1,4 +1,4 @@
-"""Random-weight Stable Diffusion editing pipelines built from configs, for tests and benchmarks.
+"""Random-weight diffusion pipelines built from configs, for tests and benchmarks.
 
 ``"tiny"`` runs in well under a second per step on a CPU; ``"sd15"`` has the real
 Stable Diffusion 1.5 shapes (860M-parameter UNet, CLIP ViT-L text encoder), for timing.
@@ -110,3 +110,31 @@ def random_flux_pipeline(seed: int = 0):
     from diffusers import FluxPipeline
 
     return FluxPipeline(**_flux_components(seed))
+
+
+def random_sd3_pipeline(seed: int = 0):
+    """A Stable Diffusion 3 pipeline (one-layer transformer on 16 latent channels, tiny CLIPs and T5), random weights.
+
+    The VAE downsamples 8x and the transformer takes 2x2 patches, so images work on a 16-pixel grid, as SD3's do.
+    """
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection, T5Config, T5EncoderModel
+
+    torch.manual_seed(seed)
+    tokenizer, tokenizer_2, tokenizer_3 = clip_tokenizer(), clip_tokenizer(), t5_tokenizer()
+
+    def clip_text():
+        return CLIPTextModelWithProjection(CLIPTextConfig(vocab_size=1000, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                                                          pad_token_id=tokenizer.pad_token_id, max_position_embeddings=77, **_SHAPES["tiny"]["text"]))
+
+    text_encoder, text_encoder_2 = clip_text(), clip_text()
+    # T5's width is the joint attention width, and that of the two CLIPs side by side (their tokens are padded to it).
+    text_encoder_3 = T5EncoderModel(T5Config(vocab_size=64, d_model=64, d_kv=16, d_ff=37, num_layers=2, num_heads=4, relative_attention_num_buckets=8))
+    transformer = SD3Transformer2DModel(sample_size=8, patch_size=2, in_channels=16, out_channels=16, num_layers=1, attention_head_dim=8,
+                                        num_attention_heads=4, caption_projection_dim=32, joint_attention_dim=64, pooled_projection_dim=64)
+    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=16, down_block_types=("DownEncoderBlock2D",) * 4,
+                        up_block_types=("UpDecoderBlock2D",) * 4, use_quant_conv=False, use_post_quant_conv=False,
+                        shift_factor=0.0609, scaling_factor=1.5305, **_SHAPES["tiny"]["vae"])
+    return StableDiffusion3Pipeline(transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=vae,
+                                    text_encoder=text_encoder, tokenizer=tokenizer, text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2,
+                                    text_encoder_3=text_encoder_3, tokenizer_3=tokenizer_3)
