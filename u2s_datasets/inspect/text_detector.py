@@ -1,7 +1,5 @@
 """PP-OCR text detection confirmed by recognition, for lines at any angle, size and polarity."""
 
-import logging
-
 import cv2
 import numpy as np
 
@@ -9,6 +7,7 @@ SURE_ORIENTATION = 0.9  # angle classifier confidence above which only its choic
 TALL = 1.5  # a rectified line this much taller than wide is vertical text: read it turned by 90 degrees
 WINDOW = 16  # a long line is read this many heights at a time (about 20 characters)
 MAX_UPSCALE = 1.5  # 10 px text is found at 15 px; more multiplies the work (a 190 px strip would grow 4x)
+DETECTION_BATCH_PIXELS = 4_000_000  # views held for detection at once
 
 
 class TextDetector:
@@ -28,95 +27,126 @@ class TextDetector:
         inverse: a second detection pass on the inverted image (light text on dark).
         orientations: read each crop in its two likely orientations (else as found).
         threads: threads of each onnxruntime call (0: onnxruntime's default, every core).
+        device: ``"cpu"`` (onnxruntime) or a CUDA device (torch).
+        precision: ``"fp32"``, ``"int8"`` (the detector, on the CPU) or ``"auto"`` (int8 on the CPU, fp32 on a GPU).
+        backend: force ``"onnxruntime"`` or ``"torch"`` (default: by device).
     """
 
     def __init__(self, threshold: float = 0.5, max_side: int = 1024, min_chars: int = 2, box_threshold: float = 0.3,
                  min_side: int = 0, tile: int = 0, overlap: int = 128, inverse: bool = False, orientations: bool = False,
-                 threads: int = 0):
-        from rapidocr_onnxruntime import RapidOCR
+                 threads: int = 0, device: str = "cpu", precision: str = "fp32", backend: str = None):
+        from .ppocr import ppocr_engine
 
-        # A low box threshold finds faint lines (uneven light on a page); recognition filters.
         # The images handed to the detection network are sized here (never above 2000 px,
-        # so its own "max" limit leaves them as they are).
-        threading = dict(intra_op_num_threads=threads, inter_op_num_threads=1) if threads else {}
-        self.engine = RapidOCR(det_limit_type="max", det_box_thresh=box_threshold, rec_batch_num=1, **threading)
+        # so rapidocr's own "max" limit leaves them as they are).
+        self.engine = ppocr_engine(box_threshold, threads, device, precision, backend)
         self.threshold, self.min_chars, self.max_side, self.min_side = threshold, min_chars, min(max_side, 2000), min_side
         self.tile, self.overlap, self.inverse, self.orientations = min(tile, 2000), overlap, inverse, orientations
-        # RapidOCR attaches a chatty console handler of its own.
-        logging.getLogger("RapidOCR").setLevel(logging.WARNING)
 
     def __call__(self, rgb: np.ndarray) -> list:
+        return self.detect([rgb])[0]
+
+    def detect(self, images: list) -> list:
+        """Lines read in each image (an RGB array or a ``RegionReader``), in reading order; the views of
+        all images share detection runs and their lines share recognition runs."""
         from .pyramid import Detection
 
-        # PP-OCR reads BGR: each view handed to it is turned to BGR on its own, never the whole image.
-        quads = self._find_quads(rgb)
-        if self.inverse:
-            quads += self._find_quads(rgb, inverted=True)
-        if not quads:
-            return []
+        quads = self._find_quads(images)
         # Reading order (top to bottom, left to right), as the captions quote the lines.
-        quads = list(self.engine.sorted_boxes(np.stack(_distinct(quads))))
-        detections = []
-        for quad, (text, score) in zip(quads, self._read(rgb, quads)):
-            text = text.strip()
-            if not self._reads(text, score):
-                continue
-            x0, y0 = quad.min(axis=0)
-            x1, y1 = quad.max(axis=0)
-            detections.append(Detection(box=(float(x0), float(y0), float(x1), float(y1)), score=float(score), text=text))
-        return detections
+        quads = [list(self.engine.sorted_boxes(np.stack(_distinct(q)))) if q else [] for q in quads]
+        readings = self._read([(rgb, quad) for rgb, qs in zip(images, quads) for quad in qs])
+        out = []
+        for qs in quads:
+            detections = []
+            for quad, (text, score) in zip(qs, readings[:len(qs)]):
+                text = text.strip()
+                if self._reads(text, score):
+                    x0, y0 = quad.min(axis=0)
+                    x1, y1 = quad.max(axis=0)
+                    detections.append(Detection(box=(float(x0), float(y0), float(x1), float(y1)), score=float(score), text=text))
+            readings = readings[len(qs):]
+            out.append(detections)
+        return out
 
-    def _find_quads(self, rgb: np.ndarray, inverted: bool = False) -> list:
+    def _views(self, rgb):
+        """(view, scale, origin) the detector looks at: the whole image, scaled to ``max_side`` (or up to
+        ``min_side``), and larger images at native resolution in tiles."""
         from .pyramid import pyramid_scales, resized, scaled_tiles
 
         height, width = rgb.shape[:2]
         top = min(1.0, self.max_side / max(height, width))
         if self.min_side and min(height, width) * top < self.min_side:
             top = min(self.min_side / min(height, width), 2000 / max(height, width), MAX_UPSCALE)
-        quads = self._detect(resized(rgb, top), top, inverted=inverted)
+        yield resized(rgb, top), top, (0, 0)
         if self.tile and top < 1.0:
             for scale in pyramid_scales(rgb.shape, self.max_side, 1.0)[1:]:
                 for crop, origin in scaled_tiles(rgb, scale, self.tile, self.overlap):
-                    quads += self._detect(crop, scale, origin, inverted)
+                    yield crop, scale, origin
+
+    def _find_quads(self, images: list) -> list:
+        from .ppocr import find_quads
+
+        quads = [[] for _ in images]
+        places, views, pixels = [], [], 0
+
+        def run():
+            for (owner, scale, origin), found in zip(places, find_quads(self.engine, views)):
+                quads[owner].extend((q + origin) / scale for q in found)
+            places.clear(), views.clear()
+
+        # PP-OCR reads BGR: each view handed to it is turned to BGR on its own, never the whole image;
+        # views are run a few megapixels at a time (a large photo's tiles are never all held at once).
+        for i, rgb in enumerate(images):
+            for view, scale, origin in self._views(rgb):
+                bgr = np.ascontiguousarray(view[:, :, ::-1])
+                for inverted in (False, True) if self.inverse else (False,):
+                    places.append((i, scale, np.asarray(origin, dtype=np.float32)))
+                    views.append(255 - bgr if inverted else bgr)
+                    pixels += bgr.shape[0] * bgr.shape[1]
+                if pixels >= DETECTION_BATCH_PIXELS:
+                    run()
+                    pixels = 0
+        run()
         return quads
 
-    def _detect(self, rgb: np.ndarray, scale: float, origin=(0, 0), inverted: bool = False) -> list:
-        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-        found, _ = self.engine.text_det(255 - bgr if inverted else bgr)
-        if found is None:
-            return []
-        return [(np.asarray(q, dtype=np.float32) + np.asarray(origin, dtype=np.float32)) / scale for q in found]
-
-    def _read(self, rgb: np.ndarray, quads: list) -> list:
-        """(text, score) per quad: the best reading over the orientations tried.
+    def _read(self, crops: list) -> list:
+        """(text, score) per (rgb, quad): the best reading over the orientations tried.
 
         Tall crops are turned by 90 degrees first. With ``orientations`` the angle classifier
-        picks between that view and its half turn; when it is unsure both are read. Long lines
-        are read a window at a time (``WINDOW`` heights wide), stopping at the first window that
-        reads as text: the recogniser's cost grows with the width, and one window decides.
+        picks between that view and its half turn; when it is unsure and its pick does not read
+        as text, the half turn is read too. Long lines are read a window at a time (``WINDOW``
+        heights wide), stopping at the first window that reads as text: the recogniser's cost
+        grows with the width, and one window decides.
         """
-        if not quads:
+        if not crops:
             return []
-        crops = [_lying(_rectified(rgb, quad)) for quad in quads]
-        views, owner = list(crops), list(range(len(crops)))
+        lying = [_lying(_rectified(rgb, quad)) for rgb, quad in crops]
+        picked, others = list(lying), {}
         if self.orientations:
-            _, angles, _ = self.engine.text_cls(crops)
+            _, angles, _ = self.engine.text_cls(lying)
             for i, (label, confidence) in enumerate(angles):
                 if label == "180":
-                    views[i] = np.rot90(crops[i], 2)
+                    picked[i] = np.rot90(lying[i], 2)
                 if confidence < SURE_ORIENTATION:
-                    views.append(np.rot90(views[i], 2))
-                    owner.append(i)
+                    others[i] = np.rot90(picked[i], 2)
+        best = self._read_windows(picked)
+        second = [i for i in others if not self._reads(*best[i])]
+        for i, reading in zip(second, self._read_windows([others[i] for i in second])):
+            if reading[1] > best[i][1] or self._reads(*reading):
+                best[i] = reading
+        return best
+
+    def _read_windows(self, views: list) -> list:
         windows = [_windows(view) for view in views]
-        best = [("", 0.0)] * len(quads)
-        for k in range(max(len(w) for w in windows)):
-            todo = [j for j, w in enumerate(windows) if k < len(w) and not self._reads(*best[owner[j]])]
+        best = [("", 0.0)] * len(views)
+        for k in range(max((len(w) for w in windows), default=0)):
+            todo = [j for j, w in enumerate(windows) if k < len(w) and not self._reads(*best[j])]
             if not todo:
                 break
             readings, _ = self.engine.text_rec([windows[j][k] for j in todo])
             for j, (text, score) in zip(todo, readings):
-                if score > best[owner[j]][1] or (k and self._reads(text, score)):
-                    best[owner[j]] = (text, float(score))
+                if score > best[j][1] or (k and self._reads(text, score)):
+                    best[j] = (text, float(score))
         return best
 
     def _reads(self, text: str, score: float) -> bool:
