@@ -37,6 +37,11 @@ class InspectConfig:
     text_min_side: int = 736  # smaller images are scaled up to this shorter side for text detection (0: never)
     text_inverse: bool = False  # a second text detection pass on the inverted image (PP-OCR finds light-on-dark text without it)
     text_orientations: bool = True  # read each line turned by 0/180 (90/270 when tall) and keep the best reading
+    # Regions the dataset already holds (docs/anonymize.md), e.g. DataComp's "face_bboxes": boxes [x0, y0, x1, y1]
+    # (or {"box", "category"}), people_faces unless a category is given.
+    regions_column: Optional[str] = None
+    regions_format: str = "auto"  # "auto" | "pixels" | "relative" (fractions of width and height)
+    regions_mode: str = "merge"  # "merge": added to what stage 1 finds; "only": the column's boxes alone, no inspection
     # model backends ("transformers", "openai"): one VLM answer per image
     vlm_model: Optional[str] = None  # hub id or local folder
     vlm_revision: Optional[str] = None
@@ -131,6 +136,8 @@ class OutputConfig:
 SECTIONS = {"inspect": InspectConfig, "instruct": InstructConfig, "edit": EditConfig, "model": ModelConfig, "output": OutputConfig}
 _CHOICES = {
     "vlm_box_format": ("normalized_1000", "pixels"),
+    "regions_format": ("auto", "pixels", "relative"),
+    "regions_mode": ("merge", "only"),
     "edit_scope": ("regions", "global"),
     "on_error": ("redact", "drop", "raise"),
     "image_format": ("auto", "png", "jpeg"),

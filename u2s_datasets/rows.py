@@ -18,6 +18,7 @@ class Row:
     def __init__(self, index, dataset_index=None):
         self.index, self.dataset_index = index, dataset_index
         self.decoded = self.views = self.rgb = self.inspection = self.instruction = self.mask = self.safe = None
+        self.given_regions = None  # the row's value of ``regions_column``, read when its image is decoded
         self.error = self.error_size = None
         self.status = C.STATUS_PASSTHROUGH
         self.notes = []
