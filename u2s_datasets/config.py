@@ -131,6 +131,9 @@ class OutputConfig:
     jpeg_quality: int = 95
     max_image_pixels: int = 89_478_485  # Pillow's own decompression-bomb limit
     batch_pixel_budget: int = 50_000_000  # decoded pixels held at once; a batch is worked through in parts under it
+    # What of the input's metadata every output keeps (docs/metadata.md); GPS, serials, maker notes, thumbnails,
+    # XMP, IPTC and comments never are. (): nothing, and EXIF rotation is not applied either.
+    keep_metadata: tuple = ("dpi", "icc", "orientation-baked")
 
 
 SECTIONS = {"inspect": InspectConfig, "instruct": InstructConfig, "edit": EditConfig, "model": ModelConfig, "output": OutputConfig}
@@ -228,6 +231,10 @@ def _check_value(key, value):
             raise ValueError(f"{key}={value!r} is out of range: it must be {bounds}")
     if key in ("face_min_size", "face_turned_min_size") and value is not None and (value < 0 or 0 < value < MIN_FACE_SIZE):
         raise ValueError(f"{key}={value!r} must be 0 (off) or at least {MIN_FACE_SIZE} pixels")
+    if key == "keep_metadata":
+        from .metadata_policy import check_keep_metadata
+
+        check_keep_metadata(value)
     if key == "fill_color" and (len(value) != 3 or not all(isinstance(v, int) and 0 <= v <= 255 for v in value)):
         raise ValueError(f"fill_color={value!r} must be three integers from 0 to 255")
 
@@ -251,6 +258,8 @@ class U2SConfig:
                 raise TypeError(f"Unknown setting {key!r}.{_suggest(key, known)} Known settings: {', '.join(known)}")
             value = _check_type(key, value, typing.get_type_hints(SECTIONS[owner])[key])
             _check_value(key, value)
+            if key == "keep_metadata":  # one policy, one config hash, whatever the order it was written in
+                value = tuple(sorted(set(value)))
             per_section[owner][key] = value
         changes = {name: dataclasses.replace(getattr(self, name), **kw) for name, kw in per_section.items() if kw}
         return dataclasses.replace(self, **changes)

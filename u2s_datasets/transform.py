@@ -13,6 +13,7 @@ from .config import resolve_config
 from .edit.masks import region_mask
 from .inspect import column_regions
 from .images import ImageError, compose, decode, inspection_views, redacted_like, to_rgb
+from .metadata_policy import policy_of
 from .overlap import run_parts
 from .records import EditRequest, Inspection
 from .registry import resolve
@@ -110,9 +111,10 @@ class Unsafe2Safe:
         quarter of an RGB view's memory) and turned to RGB only if it is edited.
         """
         budget, part, pixels = self.config.output.batch_pixel_budget, [], 0
+        bake = policy_of(self.config.output).bake_orientation
         for row, value in zip(rows, values):
             try:
-                row.decoded = decode(value, self.config.output.max_image_pixels)
+                row.decoded = decode(value, self.config.output.max_image_pixels, bake)
                 row.views = inspection_views(row.decoded.image, grey=grey)
                 row.rgb = row.views[0]
             except ImageError as e:
