@@ -119,8 +119,8 @@ def test_column_boxes_are_added_to_what_the_detectors_find():
 def test_boxes_as_dicts_keep_their_category():
     coffee = png("coffee")
     feature = datasets.List({"category": datasets.Value("string"), "box": datasets.List(datasets.Value("float32"))})
-    ds = dataset([coffee], [[{"category": "licence_plates", "box": [0.25, 0.5, 0.5, 0.625]}, {"category": None, "box": [0.0, 0.0, 0.125, 0.25]}]],
-                 feature=feature)
+    boxes = [{"category": "licence_plates", "box": [0.25, 0.5, 0.5, 0.625]}, {"category": None, "box": [0.0, 0.0, 0.125, 0.25]}]
+    ds = dataset([coffee], [boxes], feature=feature)
     row = run(ds, regions_mode="only")[0]
     assert [r["category"] for r in row["privacy_regions"]] == ["licence_plates", "people_faces"]
     assert row["privacy_categories"] == ["text_symbols", "licence_plates", "people_faces"]

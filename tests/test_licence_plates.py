@@ -9,7 +9,6 @@ import re
 import datasets
 import numpy as np
 import pytest
-from PIL import Image
 
 from u2s_datasets import CATEGORY_IDS, Unsafe2Safe
 from u2s_datasets.hub.provenance import split_counts

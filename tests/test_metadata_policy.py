@@ -35,7 +35,8 @@ def camera_exif(orientation: int) -> bytes:
     exif = Image.Exif()
     exif[0x0112] = orientation
     rational = TiffImagePlugin.IFDRational
-    exif.get_ifd(0x8825).update({1: "N", 2: (rational(52), rational(22), rational(15, 10)), 3: "E", 4: (rational(4), rational(53), rational(2))})
+    exif.get_ifd(0x8825).update({1: "N", 2: (rational(52), rational(22), rational(15, 10)),
+                                 3: "E", 4: (rational(4), rational(53), rational(2))})
     exif.get_ifd(0x8769).update({0xA431: SECRET, 0x927C: SECRET.encode()})
     data = exif.tobytes()
     return data if data.startswith(b"Exif") else b"Exif\x00\x00" + data

@@ -43,7 +43,8 @@ def register(subparsers):
     p.add_argument("--revision", help="revision of a dataset id")
     p.add_argument("--data-files", action="append", metavar="PATTERN", help="data files of a dataset id; repeatable")
     p.add_argument("--streaming", action="store_true", help="stream a dataset id (only --limit rows are read)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any other detector setting, e.g. --set face_min_size=24")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other detector setting, e.g. --set face_min_size=24")
     p.set_defaults(run=run)
 
 
@@ -156,7 +157,9 @@ def render_page(samples: list, thresholds: list, table: list, args) -> str:
             regions = [{**r, "state": "added" if r in new else ""} for r in sample["regions"] if r["score"] >= threshold]
             caption = f"{sample['name']}: " + ", ".join(f"{r['detector']} {r['score']:.2f}" for r in new)
             shots.append({**sample, "shown": regions, "caption": caption})
-        sections.append({"threshold": threshold, "higher": higher, "shots": shots[:SHOTS_PER_THRESHOLD], "more": max(0, len(shots) - SHOTS_PER_THRESHOLD)})
+        sections.append({"threshold": threshold, "higher": higher, "shots": shots[:SHOTS_PER_THRESHOLD],
+                         "more": max(0, len(shots) - SHOTS_PER_THRESHOLD)})
         higher = threshold
-    return render("tune.html", title="u2s tune", source=os.path.basename(os.path.abspath(args.input)) if os.path.exists(args.input) else args.input,
-                  rows=len(samples), table=table, sections=sections, detectors=list(DETECTORS))
+    source = os.path.basename(os.path.abspath(args.input)) if os.path.exists(args.input) else args.input  # no folders above it
+    return render("tune.html", title="u2s tune", source=source, rows=len(samples), table=table, sections=sections,
+                  detectors=list(DETECTORS))
