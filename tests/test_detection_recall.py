@@ -15,6 +15,7 @@ from PIL import Image, ImageOps
 
 from u2s_datasets import Unsafe2Safe
 from u2s_datasets.samples import sample_images
+from u2s_datasets.taxonomy import parent_category
 from u2s_datasets.testing_data import face_set, paste_faces, text_set
 from u2s_datasets.testing_readers import FaceJudge, StringReader
 
@@ -48,11 +49,11 @@ def anonymise(encoded: list, **settings) -> list:
 
 
 def covered(box: tuple, regions: list, category: str) -> float:
-    """The largest fraction of ``box`` that one region of ``category`` covers."""
+    """The largest fraction of ``box`` that one region of ``category`` (or of one of its subcategories) covers."""
     x0, y0, x1, y1 = box
     best = 0.0
     for region in regions:
-        if region["category"] != category:
+        if parent_category(region["category"]) != category:  # a licence plate is text
             continue
         a, b, c, d = region["box"]
         overlap = max(0.0, min(x1, c) - max(x0, a)) * max(0.0, min(y1, d) - max(y0, b))

@@ -5,7 +5,7 @@ import importlib
 import logging
 import sys
 
-COMMANDS = ("anonymize", "demo", "evaluate", "finetune", "pairs", "publish", "review", "apply_review", "convert_internvl")
+COMMANDS = ("anonymize", "demo", "evaluate", "finetune", "pairs", "publish", "review", "apply_review", "convert_internvl", "tune")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,9 +37,15 @@ class InspectConfig:
     text_min_side: int = 736  # smaller images are scaled up to this shorter side for text detection (0: never)
     text_inverse: bool = False  # a second text detection pass on the inverted image (PP-OCR finds light-on-dark text without it)
     text_orientations: bool = True  # read each line turned by 0/180 (90/270 when tall) and keep the best reading
-    # "auto": int8 copies of the networks on the CPU (about twice as fast, recall measured the same:
-    # docs/detection.md), float on a GPU; "fp32": float everywhere. The device is ``device`` below.
+    # "auto": an int8 CenterFace on the CPU (about twice as fast, recall measured: docs/detection.md) and
+    # float PP-OCR; "int8": the PP-OCR detector in int8 too (faster, finds fewer faint lines); "fp32":
+    # float everywhere. On a GPU the networks run in float. The device is ``device`` below.
     detector_precision: str = "auto"
+    # Regions the dataset already holds (docs/anonymize.md), e.g. DataComp's "face_bboxes": boxes [x0, y0, x1, y1]
+    # (or {"box", "category"}), people_faces unless a category is given.
+    regions_column: Optional[str] = None
+    regions_format: str = "auto"  # "auto" | "pixels" | "relative" (fractions of width and height)
+    regions_mode: str = "merge"  # "merge": added to what stage 1 finds; "only": the column's boxes alone, no inspection
     # model backends ("transformers", "openai"): one VLM answer per image
     vlm_model: Optional[str] = None  # hub id or local folder
     vlm_revision: Optional[str] = None
@@ -134,11 +140,16 @@ class OutputConfig:
     jpeg_quality: int = 95
     max_image_pixels: int = 89_478_485  # Pillow's own decompression-bomb limit
     batch_pixel_budget: int = 50_000_000  # decoded pixels held at once; a batch is worked through in parts under it
+    # What of the input's metadata every output keeps (docs/metadata.md); GPS, serials, maker notes, thumbnails,
+    # XMP, IPTC and comments never are. (): nothing, and EXIF rotation is not applied either.
+    keep_metadata: tuple = ("dpi", "icc", "orientation-baked")
 
 
 SECTIONS = {"inspect": InspectConfig, "instruct": InstructConfig, "edit": EditConfig, "model": ModelConfig, "output": OutputConfig}
 _CHOICES = {
     "vlm_box_format": ("normalized_1000", "pixels"),
+    "regions_format": ("auto", "pixels", "relative"),
+    "regions_mode": ("merge", "only"),
     "edit_scope": ("regions", "global"),
     "on_error": ("redact", "drop", "raise"),
     "image_format": ("auto", "png", "jpeg"),
@@ -234,6 +245,10 @@ def _check_value(key, value):
             raise ValueError(f"{key}={value!r} is out of range: it must be {bounds}")
     if key in ("face_min_size", "face_turned_min_size") and value is not None and (value < 0 or 0 < value < MIN_FACE_SIZE):
         raise ValueError(f"{key}={value!r} must be 0 (off) or at least {MIN_FACE_SIZE} pixels")
+    if key == "keep_metadata":
+        from .metadata_policy import check_keep_metadata
+
+        check_keep_metadata(value)
     if key == "fill_color" and (len(value) != 3 or not all(isinstance(v, int) and 0 <= v <= 255 for v in value)):
         raise ValueError(f"fill_color={value!r} must be three integers from 0 to 255")
 
@@ -257,6 +272,8 @@ class U2SConfig:
                 raise TypeError(f"Unknown setting {key!r}.{_suggest(key, known)} Known settings: {', '.join(known)}")
             value = _check_type(key, value, typing.get_type_hints(SECTIONS[owner])[key])
             _check_value(key, value)
+            if key == "keep_metadata":  # one policy, one config hash, whatever the order it was written in
+                value = tuple(sorted(set(value)))
             per_section[owner][key] = value
         changes = {name: dataclasses.replace(getattr(self, name), **kw) for name, kw in per_section.items() if kw}
         return dataclasses.replace(self, **changes)

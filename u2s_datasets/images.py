@@ -19,6 +19,9 @@ from PIL import Image, ImageOps
 from . import deep_images, metadata
 from .deep_images import DeepImage
 from .metadata import MetadataError
+from .metadata_policy import MetadataPolicy
+
+_KEEP_ALL = MetadataPolicy()
 
 
 class ImageError(ValueError):
@@ -35,15 +38,19 @@ class DecodedImage:
     source_bytes: Optional[bytes]  # the encoded input, when its first image is exactly ``image``
     format: Optional[str]  # "JPEG", "PNG", ... of the input, when known
     notes: list = field(default_factory=list)  # what was converted or dropped, e.g. "first of 12 frames kept"
+    icc_profile: Optional[bytes] = None  # the input's colour profile as read (kept rebuilt, when the policy keeps it)
+    dpi: Optional[tuple] = None  # the input's pixel density, as Pillow reads it
 
 
-def decode(value, max_pixels: int) -> DecodedImage:
-    """Any supported input form -> a loaded PIL image. Raises ImageError with the reason."""
+def decode(value, max_pixels: int, bake_orientation: bool = True) -> DecodedImage:
+    """Any supported input form -> a loaded PIL image. Raises ImageError with the reason.
+
+    ``bake_orientation``: EXIF rotation is applied to the pixels (else they are used as stored)."""
     if value is None:
         raise ImageError("image is missing (None)")
     if isinstance(value, Image.Image):
         data = source_bytes(value)
-        return _open_bytes(data, max_pixels) if data is not None else _checked(value, None, max_pixels)
+        return _open_bytes(data, max_pixels, bake_orientation) if data is not None else _checked(value, None, max_pixels, bake_orientation)
     if isinstance(value, np.ndarray):
         return _checked(_from_array(value), None, max_pixels)
     if isinstance(value, dict):
@@ -58,7 +65,7 @@ def decode(value, max_pixels: int) -> DecodedImage:
         except OSError as e:
             raise ImageError(f"cannot read image file {str(value)!r}: {e.strerror or e}") from None
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return _open_bytes(bytes(value), max_pixels)
+        return _open_bytes(bytes(value), max_pixels, bake_orientation)
     raise ImageError(f"unsupported image type {type(value).__name__}")
 
 
@@ -91,7 +98,7 @@ def source_bytes(image: Image.Image) -> Optional[bytes]:
     return data if same else None
 
 
-def _open_bytes(data: bytes, max_pixels: int) -> DecodedImage:
+def _open_bytes(data: bytes, max_pixels: int, bake_orientation: bool = True) -> DecodedImage:
     if not data:
         raise ImageError("image bytes are empty")
     if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
@@ -103,10 +110,10 @@ def _open_bytes(data: bytes, max_pixels: int) -> DecodedImage:
         if data[:4] in (b"II*\x00", b"MM\x00*"):  # TIFFs Pillow cannot read (floating-point colour)
             return _deep_from_bytes(data, "TIFF", None, max_pixels, [])
         raise ImageError(f"not a readable image ({type(e).__name__})") from None
-    return _checked(image, data, max_pixels)
+    return _checked(image, data, max_pixels, bake_orientation)
 
 
-def _checked(image: Image.Image, data: Optional[bytes], max_pixels: int) -> DecodedImage:
+def _checked(image: Image.Image, data: Optional[bytes], max_pixels: int, bake_orientation: bool = True) -> DecodedImage:
     width, height = image.size
     if width * height == 0:
         raise ImageError(f"image has 0 pixels ({width}x{height})")
@@ -119,15 +126,17 @@ def _checked(image: Image.Image, data: Optional[bytes], max_pixels: int) -> Deco
     whole = frames == 1 or fmt in ("GIF", "PNG", "MPO")
     if frames > 1:
         notes.append(f"first of {frames} {'pages' if fmt == 'TIFF' else 'frames'} kept")
+    kept = dict(icc_profile=image.info.get("icc_profile") or None, dpi=image.info.get("dpi"))
+    orientation = _orientation(image) if bake_orientation else None
     if data is not None and _is_deep(image, data):
-        return _deep_from_bytes(data, fmt, _orientation(image), max_pixels, notes, whole, _loaded(image, frames))
+        return _deep_from_bytes(data, fmt, orientation, max_pixels, notes, whole, _loaded(image, frames))
     if not whole:
         data = None
     image = _loaded(image, frames)
-    if _orientation(image) not in (None, 1):
+    if orientation not in (None, 1):
         # Stripped EXIF would lose the rotation, so bake it into the pixels.
         image, data = ImageOps.exif_transpose(image), None
-    return DecodedImage(image=image, source_bytes=data, format=fmt, notes=notes)
+    return DecodedImage(image=image, source_bytes=data, format=fmt, notes=notes, **kept)
 
 
 def _loaded(image: Image.Image, frames: int) -> Image.Image:
@@ -346,8 +355,10 @@ def redacted_like(image: Optional[Image.Image], size=None) -> Optional[Image.Ima
 # ----------------------------------------------------------------------------- encoding
 
 def encode(image: Image.Image, source_format: Optional[str], jpeg_quality: int, image_format: str = "auto",
-           notes: Optional[list] = None) -> bytes:
+           notes: Optional[list] = None, kept: Optional[dict] = None) -> bytes:
     """Encode a new image with no metadata; conversions it had to make are appended to ``notes``.
+
+    ``kept``: what the metadata policy keeps, as Pillow save parameters (``kept_metadata``).
 
     ``image_format="auto"``: JPEG inputs stay JPEG (lossy, but no PNG blow-up), floating-point
     and 32-bit grey images are deflated TIFF, all else is lossless PNG (16-bit and floating-point
@@ -360,18 +371,29 @@ def encode(image: Image.Image, source_format: Optional[str], jpeg_quality: int, 
         if encoded is not None:
             return encoded
         return encode(image.copy(), "JPEG", jpeg_quality, "jpeg")
-    buffer, image = io.BytesIO(), _bare(image)
+    buffer, image, kept = io.BytesIO(), _bare(image), kept or {}
     if wants_jpeg and image.mode in ("RGB", "L", "CMYK"):
-        image.save(buffer, format="JPEG", quality=jpeg_quality)
+        image.save(buffer, format="JPEG", quality=jpeg_quality, **kept)
     elif image.mode == "CMYK" or (image.mode in ("I", "F") and image_format == "auto"):
-        image.save(buffer, format="TIFF", compression="tiff_adobe_deflate")
+        image.save(buffer, format="TIFF", compression="tiff_adobe_deflate", **kept)
     else:
         if image.mode in ("I", "F"):
             notes.append(f"{'floating-point' if image.mode == 'F' else '32-bit'} samples written as 16-bit PNG")
             array = np.asarray(image).astype(np.float32) * np.float32(257 / _sample_scale(image))
             image = Image.fromarray(np.clip(array, 0, 65535).round().astype(np.uint16))
-        image.save(buffer, format="PNG")
+        image.save(buffer, format="PNG", **kept)
     return buffer.getvalue()
+
+
+def kept_metadata(decoded: DecodedImage, policy: MetadataPolicy = _KEEP_ALL) -> dict:
+    """Pillow save parameters for what ``policy`` keeps of the input: the rebuilt profile, the density."""
+    kept = {}
+    profile = metadata.clean_icc_profile(decoded.icc_profile) if policy.icc and decoded.icc_profile else None
+    if profile:
+        kept["icc_profile"] = profile
+    if policy.dpi and decoded.dpi and all(v > 0 for v in decoded.dpi):
+        kept["dpi"] = tuple(float(v) for v in decoded.dpi)
+    return kept
 
 
 # formats whose pixels are re-written losslessly in the same format when passed through
@@ -380,13 +402,13 @@ _STRIPPERS = {"JPEG": metadata.strip_jpeg_metadata, "MPO": metadata.strip_jpeg_m
               "WEBP": metadata.strip_webp_metadata, "GIF": metadata.strip_gif_metadata}
 
 
-def passthrough_bytes(decoded: DecodedImage, jpeg_quality: int) -> bytes:
-    """The input image, unchanged in pixels, with its metadata removed; any format change is
-    appended to ``decoded.notes``."""
-    data, fmt = decoded.source_bytes, decoded.format
+def passthrough_bytes(decoded: DecodedImage, jpeg_quality: int, policy: MetadataPolicy = _KEEP_ALL) -> bytes:
+    """The input image, unchanged in pixels, with its metadata removed but for what ``policy``
+    keeps; any format change is appended to ``decoded.notes``."""
+    data, fmt, kept = decoded.source_bytes, decoded.format, kept_metadata(decoded, policy)
     if data is not None and fmt in _STRIPPERS:
         try:
-            cleaned = _STRIPPERS[fmt](data)
+            cleaned = _STRIPPERS[fmt](data, keep_icc=policy.icc, keep_dpi=policy.dpi)
             if fmt in ("JPEG", "MPO") or (fmt == "PNG" and not metadata.is_animated_png(data)):
                 return cleaned  # segments dropped, coded image untouched
             if _decodes_to(cleaned, decoded.image):
@@ -395,7 +417,7 @@ def passthrough_bytes(decoded: DecodedImage, jpeg_quality: int) -> bytes:
             pass  # a stream Pillow reads but we cannot walk: re-encode the pixels instead
     image = decoded.image
     if isinstance(image, DeepImage):
-        encoded = encode(image, None, jpeg_quality, "auto", decoded.notes)
+        encoded = encode(image, None, jpeg_quality, "auto", decoded.notes, kept)
         if fmt != "PNG" and image.sample_kind == "16-bit":
             decoded.notes.append(f"{fmt} written as lossless 16-bit PNG")
         return encoded
@@ -406,22 +428,22 @@ def passthrough_bytes(decoded: DecodedImage, jpeg_quality: int) -> bytes:
         if tables:  # re-use the source's quantisation: as close to the input as a re-encode gets
             from PIL import JpegImagePlugin
 
-            image.save(buffer, format="JPEG", qtables=tables, subsampling=JpegImagePlugin.get_sampling(decoded.image))
+            image.save(buffer, format="JPEG", qtables=tables, subsampling=JpegImagePlugin.get_sampling(decoded.image), **kept)
         else:
-            image.save(buffer, format="JPEG", quality=jpeg_quality)
+            image.save(buffer, format="JPEG", quality=jpeg_quality, **kept)
         decoded.notes.append("re-encoded as JPEG")
         return buffer.getvalue()
     if fmt in _LOSSLESS_SAME_FORMAT and image.mode in ("1", "L", "P", "RGB", "RGBA", "I;16", "I", "F", "CMYK"):
         buffer = io.BytesIO()
-        image.save(buffer, **_LOSSLESS_SAME_FORMAT[fmt])
+        image.save(buffer, **_LOSSLESS_SAME_FORMAT[fmt], **kept)
         return buffer.getvalue()
     if fmt == "WEBP" and image.mode in ("RGB", "RGBA"):
         buffer = io.BytesIO()
-        image.save(buffer, format="WEBP", lossless=True, exact=True)
+        image.save(buffer, format="WEBP", lossless=True, exact=True, **{k: v for k, v in kept.items() if k == "icc_profile"})
         return buffer.getvalue()
     if image.mode not in ("1", "L", "LA", "P", "RGB", "RGBA", "I;16", "I", "F"):
         image = image.convert(output_mode(image.mode, image))
-    encoded = encode(image, None, jpeg_quality, "auto", decoded.notes)
+    encoded = encode(image, None, jpeg_quality, "auto", decoded.notes, kept)
     if fmt is not None:
         decoded.notes.append(f"{fmt} written as lossless {Image.open(io.BytesIO(encoded)).format}")
     return encoded

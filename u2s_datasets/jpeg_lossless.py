@@ -240,7 +240,7 @@ def _components(jpeg) -> List[np.ndarray]:
     return [c for c in (jpeg.Y, jpeg.Cb, jpeg.Cr) if c is not None]
 
 
-def edit_jpeg_region(source: bytes, edited: Image.Image, mask: np.ndarray) -> bytes:
+def edit_jpeg_region(source: bytes, edited: Image.Image, mask: np.ndarray, keep_icc: bool = True, keep_dpi: bool = True) -> bytes:
     """A JPEG whose coefficients are the source's outside the blocks that meet ``mask > 0``
     and, inside them, the quantised DCT of ``edited`` with the source's tables and sampling.
 
@@ -266,7 +266,7 @@ def edit_jpeg_region(source: bytes, edited: Image.Image, mask: np.ndarray) -> by
     except OSError as e:  # jpeglib reports libjpeg's errors as OSError
         raise UnsupportedJpeg(f"libjpeg cannot transcode this JPEG ({e})") from None
     # The project's cleaner rebuilds the ICC profile without its free text (desc, cprt, ...).
-    return strip_jpeg_metadata(_clean_markers(spliced, layout))
+    return strip_jpeg_metadata(_clean_markers(spliced, layout), keep_icc, keep_dpi)
 
 
 def _splice(source: bytes, layout: JpegLayout, replacement) -> bytes:

@@ -15,6 +15,8 @@ the few segments that must stay but could carry free data:
   (loop counts, XMP, ICC) and plain-text blocks are dropped.
 
 A stream that cannot be walked raises ``MetadataError``; callers then re-encode the pixels.
+``keep_icc=False`` drops the profile as well; ``keep_dpi=False`` writes JFIF's density as 1:1
+without units and drops PNG's pHYs (``metadata_policy.py``: the ``keep_metadata`` setting).
 
 ICC profiles are rebuilt, not dropped, so colours stay right: the header keeps only the fields
 that change colour, the tag table only colour-defining tags of colour-defining types, cut to
@@ -126,7 +128,7 @@ _ICC_JPEG = b"ICC_PROFILE\x00"
 _ICC_CHUNK = 65519  # the largest profile piece an APP2 segment holds
 
 
-def strip_jpeg_metadata(data: bytes) -> bytes:
+def strip_jpeg_metadata(data: bytes, keep_icc: bool = True, keep_dpi: bool = True) -> bytes:
     """The JPEG stream with only its coding segments, a bare JFIF header, Adobe's colour
     transform and a rebuilt ICC profile, wherever the metadata stood (before the frame or
     between progressive scans); nothing after the end marker."""
@@ -158,11 +160,11 @@ def strip_jpeg_metadata(data: bytes) -> bytes:
         payload = data[pos + 4 : end]
         if marker == 0xE0 and "jfif" not in seen and payload[:5] == b"JFIF\x00" and len(payload) >= 14:
             seen.add("jfif")
-            out.append(_bare_jfif(payload))
+            out.append(_bare_jfif(payload, keep_dpi))
         elif marker == 0xEE and "adobe" not in seen and payload[:5] == b"Adobe" and len(payload) >= 12:
             seen.add("adobe")
             out.append(b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00" + payload[11:12])
-        elif marker == 0xE2 and payload[:12] == _ICC_JPEG and len(payload) >= 14:
+        elif marker == 0xE2 and payload[:12] == _ICC_JPEG and len(payload) >= 14 and keep_icc:
             icc.append((payload[12], payload[14:]))
             if icc_slot is None:
                 icc_slot = len(out)
@@ -177,9 +179,10 @@ def strip_jpeg_metadata(data: bytes) -> bytes:
     raise MetadataError("JPEG stream ended before its end marker")
 
 
-def _bare_jfif(payload: bytes) -> bytes:
-    """JFIF 1.01 with the source's density and no thumbnail."""
-    body = b"JFIF\x00\x01\x01" + payload[7:12] + b"\x00\x00"
+def _bare_jfif(payload: bytes, keep_dpi: bool = True) -> bytes:
+    """JFIF 1.01 with the source's density (else 1:1 without units) and no thumbnail."""
+    density = payload[7:12] if keep_dpi else b"\x00\x00\x01\x00\x01"
+    body = b"JFIF\x00\x01\x01" + density + b"\x00\x00"
     return b"\xff\xe0" + struct.pack(">H", len(body) + 2) + body
 
 
@@ -236,12 +239,14 @@ def is_animated_png(data: bytes) -> bool:
     return any(kind in _PNG_ANIMATION for kind, _ in png_chunks(data))
 
 
-def strip_png_metadata(data: bytes) -> bytes:
+def strip_png_metadata(data: bytes, keep_icc: bool = True, keep_dpi: bool = True) -> bytes:
     """Only the chunks that define the (single, default) image and its colour."""
     out, indexed = [_PNG_SIGNATURE], False
     for kind, body in png_chunks(data):
         if kind == b"IHDR":
             indexed = len(body) >= 10 and body[9] == 3
+        if (kind == b"iCCP" and not keep_icc) or (kind == b"pHYs" and not keep_dpi):
+            continue
         if kind == b"iCCP":
             body = _clean_iccp(body)
             if body is None:
@@ -274,7 +279,7 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
 _VP8X_ALPHA, _VP8X_ICC = 0x10, 0x20
 
 
-def strip_webp_metadata(data: bytes) -> bytes:
+def strip_webp_metadata(data: bytes, keep_icc: bool = True, keep_dpi: bool = True) -> bytes:
     """A still WebP with its coded image, alpha and a rebuilt ICC profile only."""
     if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
         raise MetadataError("not a WebP stream")
@@ -292,7 +297,7 @@ def strip_webp_metadata(data: bytes) -> bytes:
         raise MetadataError("WebP without exactly one coded image")
     kept, icc = [], None
     for kind, body in chunks:
-        if kind == b"ICCP":
+        if kind == b"ICCP" and keep_icc:
             icc = clean_icc_profile(body)
         elif kind in (b"VP8 ", b"VP8L", b"ALPH"):
             kept.append((kind, body))
@@ -309,7 +314,7 @@ def strip_webp_metadata(data: bytes) -> bytes:
 
 # ----------------------------------------------------------------------------- GIF
 
-def strip_gif_metadata(data: bytes) -> bytes:
+def strip_gif_metadata(data: bytes, keep_icc: bool = True, keep_dpi: bool = True) -> bytes:
     """The first image of a GIF with its graphic control block; no comments, application or text blocks."""
     if data[:6] not in (b"GIF87a", b"GIF89a") or len(data) < 13:
         raise MetadataError("not a GIF stream")

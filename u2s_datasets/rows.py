@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 
 from . import columns as C
-from .images import encode, passthrough_bytes, redacted_like
+from .images import encode, kept_metadata, passthrough_bytes, redacted_like
+from .metadata_policy import policy_of
 
 logger = logging.getLogger(__name__)
 
@@ -18,6 +19,7 @@ class Row:
     def __init__(self, index, dataset_index=None):
         self.index, self.dataset_index = index, dataset_index
         self.decoded = self.views = self.rgb = self.inspection = self.instruction = self.mask = self.safe = None
+        self.given_regions = None  # the row's value of ``regions_column``, read when its image is decoded
         self.error = self.error_size = None
         self.status = C.STATUS_PASSTHROUGH
         self.notes = []
@@ -42,7 +44,7 @@ class Row:
             safe = _image(encode(redacted, None, output.jpeg_quality)) if redacted is not None else None
             return _row_columns(safe, True, [], "", "", "", [], C.STATUS_ERROR_PREFIX + self.error)
         if not inspection.is_private:
-            safe = _image(passthrough_bytes(self.decoded, output.jpeg_quality))  # may add notes to decoded.notes
+            safe = _image(passthrough_bytes(self.decoded, output.jpeg_quality, policy_of(output)))  # may add notes to decoded.notes
             status = C.with_notes(C.STATUS_PASSTHROUGH, self.decoded.notes + self.notes)
             return _row_columns(safe, False, [], inspection.private_caption, inspection.public_caption, "", [], status)
         safe = _image(self._encoded_safe(output))
@@ -60,7 +62,7 @@ class Row:
         )
 
     def _encoded_safe(self, output) -> bytes:
-        decoded = self.decoded
+        decoded, policy = self.decoded, policy_of(output)
         if (
             self.status == C.STATUS_EDITED or self.status == C.STATUS_ESCALATED
         ) and self.mask is not None and decoded.format == "JPEG" and decoded.source_bytes and output.image_format == "auto":
@@ -71,10 +73,10 @@ class Row:
                 pass
             else:
                 try:
-                    return edit_jpeg_region(decoded.source_bytes, self.safe, self.mask)
+                    return edit_jpeg_region(decoded.source_bytes, self.safe, self.mask, keep_icc=policy.icc, keep_dpi=policy.dpi)
                 except UnsupportedJpeg as e:
                     logger.info("JPEG blocks cannot be kept (%s); re-encoding the image", e)
-        return encode(self.safe, decoded.format, output.jpeg_quality, output.image_format, decoded.notes)
+        return encode(self.safe, decoded.format, output.jpeg_quality, output.image_format, decoded.notes, kept_metadata(decoded, policy))
 
 
 def _image(data: bytes) -> dict:

@@ -1,4 +1,4 @@
-"""The nine privacy categories of the Unsafe2Safe taxonomy."""
+"""The nine privacy categories of the Unsafe2Safe taxonomy, and the finer kinds counted inside them."""
 
 from dataclasses import dataclass
 
@@ -59,14 +59,37 @@ CATEGORIES = (
 )
 
 CATEGORY_IDS = tuple(c.id for c in CATEGORIES)
-_BY_ID = {c.id: c for c in CATEGORIES}
+
+# Finer kinds the local detectors tell apart inside one of the nine, so that filters, captions
+# and cards can count them. Each also counts as its parent: a licence plate is text_symbols,
+# the category the paper puts plates in, and prompts and parsers see the nine alone.
+SUBCATEGORIES = (
+    PrivacyCategory(
+        "licence_plates",
+        "Licence plates",
+        "Vehicle registration plates: a plate-shaped line of letters and digits.",
+    ),
+)
+PARENTS = {"licence_plates": "text_symbols"}
+REGION_CATEGORY_IDS = CATEGORY_IDS + tuple(c.id for c in SUBCATEGORIES)  # what a region's category may be
+_BY_ID = {c.id: c for c in CATEGORIES + SUBCATEGORIES}
 
 
 def get_category(category_id: str) -> PrivacyCategory:
     try:
         return _BY_ID[category_id]
     except KeyError:
-        raise KeyError(f"Unknown privacy category {category_id!r}; known: {', '.join(CATEGORY_IDS)}") from None
+        raise KeyError(f"Unknown privacy category {category_id!r}; known: {', '.join(REGION_CATEGORY_IDS)}") from None
+
+
+def parent_category(category_id: str) -> str:
+    """The taxonomy category a region's category belongs to (itself for the nine)."""
+    return PARENTS.get(category_id, category_id)
+
+
+def with_parents(category_ids) -> list:
+    """The categories with each subcategory's parent before it, in order, once each: a row's ``privacy_categories``."""
+    return list(dict.fromkeys(c for category in category_ids for c in (parent_category(category), category)))
 
 
 def taxonomy_text() -> str:

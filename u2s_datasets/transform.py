@@ -11,7 +11,9 @@ from . import batch_io
 from . import columns as C
 from .config import resolve_config
 from .edit.masks import region_mask
+from .inspect import column_regions
 from .images import ImageError, compose, decode, inspection_views, redacted_like, to_rgb
+from .metadata_policy import policy_of
 from .overlap import run_parts
 from .records import EditRequest, Inspection
 from .registry import resolve
@@ -48,6 +50,8 @@ class Unsafe2Safe:
         self.config = resolve_config(preset, **overrides)
         if not isinstance(image_column, str) or not image_column:
             raise TypeError(f"image_column must be a column name, got {image_column!r}")
+        if self.config.inspect.regions_column == image_column:
+            raise ValueError(f"regions_column={image_column!r} is the image column; name the column that holds the boxes")
         self.image_column = image_column
         self.class_column = class_column
         self.class_names = tuple(class_names) if class_names is not None else None
@@ -83,6 +87,8 @@ class Unsafe2Safe:
         values = batch_io.image_values(batch, table, self.image_column)
         labels = self._class_labels(batch, table, len(values), indices)
         rows = [Row(i, None if indices is None else indices[i]) for i in range(len(values))]
+        for row, given in zip(rows, column_regions.column_values(self.config, batch, table, names, len(values))):
+            row.given_regions = given
         stages = self._load_stages(rank)
         # Parts are prepared and encoded in a worker while the editor edits (overlap.py).
         grey = getattr(stages[0], "reads_grey", False)
@@ -105,9 +111,10 @@ class Unsafe2Safe:
         quarter of an RGB view's memory) and turned to RGB only if it is edited.
         """
         budget, part, pixels = self.config.output.batch_pixel_budget, [], 0
+        bake = policy_of(self.config.output).bake_orientation
         for row, value in zip(rows, values):
             try:
-                row.decoded = decode(value, self.config.output.max_image_pixels)
+                row.decoded = decode(value, self.config.output.max_image_pixels, bake)
                 row.views = inspection_views(row.decoded.image, grey=grey)
                 row.rgb = row.views[0]
             except ImageError as e:
@@ -131,7 +138,11 @@ class Unsafe2Safe:
         """Inspect and instruct ``rows``; the rows that need no edit are encoded now. Returns the rows to edit."""
         inspector, instructor, _, _ = stages
         live = [r for r in rows if r.error is None]
-        self._run_inspection(inspector, live, labels)
+        column_regions.read_into_rows(self.config, live)  # a malformed box fails its row here
+        live = [r for r in live if r.error is None]
+        if inspector is not None:
+            self._run_inspection(inspector, live, labels)
+        column_regions.add_to_rows(self.config, live, labels)
         private = [r for r in live if r.error is None and r.inspection.is_private]
         self._run_instruction(instructor, private)
         for row in rows:
@@ -159,7 +170,9 @@ class Unsafe2Safe:
     # -- stages
     def _load_stages(self, rank):
         if self._stages is None or self._stages_rank != rank:
-            inspector = resolve("inspector", self.config.inspect.stage1_backend)(self.config, rank=rank)
+            inspector = None
+            if not self._given_only:  # regions_mode="only": the column's boxes are the whole of stage 1
+                inspector = resolve("inspector", self.config.inspect.stage1_backend)(self.config, rank=rank)
             instructor = resolve("instructor", self.config.instruct.instructor)(self.config, rank=rank, inspector=inspector)
             editor = resolve("editor", self.config.edit.editor)(self.config, rank=rank)
             verifier = None
@@ -185,6 +198,10 @@ class Unsafe2Safe:
             row.inspection = _merged(per_row[row.index])
             if row.inspection.error:
                 row.fail(row.inspection.error)
+
+    @property
+    def _given_only(self) -> bool:
+        return self.config.inspect.regions_column is not None and self.config.inspect.regions_mode == "only"
 
     def _run_instruction(self, instructor, rows):
         results = batched_with_row_retry(lambda batch: instructor.instruct([r.inspection for r in batch]), rows, "instruction")

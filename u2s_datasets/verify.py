@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from .edit.masks import grow_box
+from .taxonomy import parent_category
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,8 @@ class EditVerifier:
                 if look_for == "faces":
                     found += [f"face near ({x0}, {y0})" for _ in self._faces_left(before, after)]
                     continue
-                known = [r.label for r in regions if r.category == "text_symbols" and r.label and _inside(r.box, (x0, y0, x1, y1))]
+                known = [r.label for r in regions if parent_category(r.category) == "text_symbols" and r.label
+                         and _inside(r.box, (x0, y0, x1, y1))]
                 found += [f"text {t!r}" for t in self._text_left(before, after, known)]
         return found
 
@@ -90,7 +92,7 @@ def _areas(regions: list, look_for: str, size: tuple) -> list:
     up to ``MAX_MERGED_SIDE`` (one look at a page, not one per line); the whole image when there are none."""
     if not regions:
         return [(0, 0, *size)]
-    boxes = [list(grow_box(r.box, CONTEXT, size)) for r in regions if _ONLY.get(r.category, look_for) == look_for]
+    boxes = [list(grow_box(r.box, CONTEXT, size)) for r in regions if _ONLY.get(parent_category(r.category), look_for) == look_for]
     merged = True
     while merged:
         merged = False

@@ -43,6 +43,8 @@ def register(subparsers):
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--num-proc", type=int, help="worker processes (each loads its own models)")
     p.add_argument("--on-error", choices=("redact", "drop", "raise"))
+    p.add_argument("--keep-metadata", metavar="NAMES", help="comma-separated metadata to keep: icc, dpi, orientation-baked "
+                   "(default: all three; '' for none). GPS, serials, maker notes, thumbnails, XMP, IPTC and comments never stay")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any other setting, e.g. --set feather=12")
     add_run_arguments(p)  # also --overwrite: replace an output that already holds data
     p.set_defaults(run=run)
@@ -56,6 +58,8 @@ def run(args) -> int:
         overrides["editor"] = args.editor
     if args.on_error:
         overrides["on_error"] = args.on_error
+    if args.keep_metadata is not None:
+        overrides["keep_metadata"] = tuple(name.strip() for name in args.keep_metadata.split(",") if name.strip())
     Unsafe2Safe(preset=args.preset, image_column=args.image_column, **overrides)  # bad settings fail before any loading
     sharded = args.format == "parquet"
     if not sharded and (args.engine != "local" or args.resume or args.limit or args.workers or args.ray_address):

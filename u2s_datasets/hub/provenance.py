@@ -185,6 +185,7 @@ def build_provenance(anonymization: Anonymization, counts: Mapping, publishing: 
             "config_hash": anonymization.config_hash,
             "image_column": anonymization.image_column,
             "stages": anonymization.stages(),
+            "metadata": metadata_policy(anonymization),
             "config": anonymization.config,
         },
         "source_dataset": source_dataset,
@@ -194,6 +195,17 @@ def build_provenance(anonymization: Anonymization, counts: Mapping, publishing: 
         "metrics": jsonable(metrics) if metrics is not None else None,
         "review": jsonable(review) if review is not None else None,
     }
+
+
+def metadata_policy(anonymization: Anonymization) -> dict:
+    """The image metadata the run kept (``keep_metadata``), and what it never keeps.
+
+    A run without the setting recorded kept the default (every version before the setting kept
+    the same); publishing strips every image again and never adds anything back."""
+    from ..metadata_policy import policy_record
+
+    keep = (anonymization.config or {}).get("output", {}).get("keep_metadata")
+    return {**policy_record(keep), "recorded": keep is not None}
 
 
 def jsonable(value):

@@ -17,6 +17,7 @@ _GENERATIVE = {
     "professional_school": "remove badges, insignia and uniform markings",
     "cultural_political_religious": "replace identifying symbols and dress with neutral ones",
     "private_belongings": "make personal items generic and unidentifiable",
+    "licence_plates": "replace licence plates with blank plates",
 }
 
 # What each classical editor does to a region, and what the regions of each category hold.
@@ -26,7 +27,7 @@ _REGION_VERBS = {
     "fill": "cover with a solid colour",
     "inpaint": "paint over from the surroundings",
 }
-_REGION_CONTENT = {"people_faces": "every face", "text_symbols": "all text"}
+_REGION_CONTENT = {"people_faces": "every face", "text_symbols": "all text", "licence_plates": "every licence plate"}
 
 
 class TemplateInstructor:

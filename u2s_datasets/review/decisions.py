@@ -18,7 +18,7 @@ from .. import taxonomy
 REVIEW_FILE = "review.jsonl"
 ACTIONS = ("accept", "redact_image", "delete_region", "add_region", "reset")
 REDACTED_NOTE = "redacted by reviewer"  # the status note of a row a reviewer had redacted whole
-CATEGORY_IDS = tuple(c.id for c in taxonomy.CATEGORIES)  # a drawn region is one of these
+CATEGORY_IDS = taxonomy.REGION_CATEGORY_IDS  # a drawn region is one of these (licence plates included)
 BOX_TOLERANCE = 0.01  # pixels; boxes come back from float32 columns
 
 _append_lock = threading.Lock()

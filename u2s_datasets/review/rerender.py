@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from .. import columns as C
 from ..edit.masks import region_mask
 from ..images import compose, decode, inspection_views, redacted_like
+from ..metadata_policy import policy_of
 from ..records import EditRequest, Inspection, Instruction, Region
 from ..registry import resolve
 from ..rows import Row, unchanged
@@ -44,7 +45,8 @@ class Rerenderer:
 
     def columns(self, original, facts, review) -> dict:
         """The output columns of one row (a ``saved.RowFacts``) after its ``review``."""
-        decoded = decode(original, self.config.output.max_image_pixels)
+        # Decoded as the run decoded it, so the stored boxes fall where they were found.
+        decoded = decode(original, self.config.output.max_image_pixels, policy_of(self.config.output).bake_orientation)
         row = Row(facts.index, facts.index)
         row.decoded, row.views = decoded, inspection_views(decoded.image)
         row.rgb = row.views[0]
