@@ -37,7 +37,7 @@ setup(
     packages=find_packages(include=["u2s_datasets", "u2s_datasets.*"]) + ["u2s_datasets.hub_cards", "u2s_datasets_metrics"],
     package_dir={"u2s_datasets.hub_cards": "hub_cards", "u2s_datasets_metrics": "metrics"},
     package_data={
-        "u2s_datasets": ["prompts/*.txt", "templates/*.html", "templates/*.md"],
+        "u2s_datasets": ["prompts/*.txt", "prompts/paper/*.txt", "templates/*.html", "templates/*.md"],
         "u2s_datasets.hub_cards": ["*.md"],
         "u2s_datasets_metrics": ["*/*.py", "*/README.md"],
     },

@@ -18,7 +18,7 @@ Args:
     test_images, test_labels: the REAL test split.
     backbone ("hist-hog" | "transformers"), backbone_model, backbone_revision, device,
     local_files_only, seed.
-    protocol ("project" | "paper"): "paper" fine-tunes an MAE ViT-B/16 classifier (backbone_model,
+    protocol ("u2s" | "paper"): "paper" fine-tunes an MAE ViT-B/16 classifier (backbone_model,
         default facebook/vit-mae-base) for `epochs` with `learning_rate` and `batch_size`.
 Returns:
     safe_accuracy, raw_accuracy, accuracy_ratio, chance_accuracy, n_train, n_test,
