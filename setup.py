@@ -76,9 +76,10 @@ setup(
     ],
     extras_require={
         "test": ["pytest", "pytest-timeout", "ray[data]", "peft>=0.17", "selenium", "nbclient", "nbformat", "ipykernel",
-                 "sentencepiece"],
+                 "sentencepiece", "pycocoevalcap"],
         "convert": ["sentencepiece"],  # u2s convert-internvl: InternLM2's SentencePiece tokenizer
         "train": ["peft>=0.17"],
+        "caption": ["pycocoevalcap"],  # COCO caption metrics (BLEU, METEOR, ROUGE-L, CIDEr); needs a Java runtime
         "ray": ["ray[data]"],
     },
     entry_points={"console_scripts": ["u2s=u2s_datasets.cli:main"]},
