@@ -37,7 +37,7 @@ setup(
     packages=find_packages(include=["u2s_datasets", "u2s_datasets.*"]) + ["u2s_datasets.hub_cards", "u2s_datasets_metrics"],
     package_dir={"u2s_datasets.hub_cards": "hub_cards", "u2s_datasets_metrics": "metrics"},
     package_data={
-        "u2s_datasets": ["prompts/*.txt", "templates/*.html", "templates/*.md"],
+        "u2s_datasets": ["prompts/*.txt", "prompts/paper/*.txt", "templates/*.html", "templates/*.md"],
         "u2s_datasets.hub_cards": ["*.md"],
         "u2s_datasets_metrics": ["*/*.py", "*/README.md"],
     },
@@ -76,9 +76,10 @@ setup(
     ],
     extras_require={
         "test": ["pytest", "pytest-timeout", "ray[data]", "peft>=0.17", "selenium", "nbclient", "nbformat", "ipykernel",
-                 "sentencepiece", "prodigyopt"],
+                 "sentencepiece", "prodigyopt", "pycocoevalcap"],
         "convert": ["sentencepiece"],  # u2s convert-internvl: InternLM2's SentencePiece tokenizer
         "train": ["peft>=0.17", "prodigyopt"],  # prodigyopt: the OminiControl recipe's optimizer
+        "caption": ["pycocoevalcap"],  # COCO caption metrics (BLEU, METEOR, ROUGE-L, CIDEr); needs a Java runtime
         "ray": ["ray[data]"],
     },
     entry_points={"console_scripts": ["u2s=u2s_datasets.cli:main"]},

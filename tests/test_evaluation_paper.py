@@ -1,20 +1,17 @@
 """The paper's evaluation protocol and the honest defaults: known answers on real photos and canned model answers."""
 
 import io
-import json
 import math
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
-from photos import astronaut, grace_hopper, page
+from photos import astronaut, grace_hopper
 
 from u2s_datasets.evaluation.antelope import ARCFACE_TEMPLATE, align, decode_scrfd
 from u2s_datasets.evaluation.flags import compute_flags
 from u2s_datasets.evaluation.privacy import compute_privacy
-from u2s_datasets.evaluation.vlm_protocol import parse_race_answer, parse_rubric_score, race_entropy
+from u2s_datasets.evaluation.vlm_protocol import parse_race_answer, race_entropy
 
 
 def _jpeg(rgb, quality):
@@ -34,7 +31,7 @@ def test_default_face_similarity_has_a_usable_range():
     assert other < 0.4  # another person
     assert vanished == 0.0 and result["per_image"]["face_similarity_paper"][4] is None
     assert "dlib-calibrated" in result["models"]["faces"]["embedder"]["scale"]
-    assert result["protocol"] == "project"
+    assert result["protocol"] == "u2s"
 
 
 def test_scrfd_decoding_finds_the_anchor_that_fired():
@@ -66,32 +63,10 @@ def test_alignment_puts_the_landmarks_where_arcface_expects_them():
 @pytest.fixture(scope="module")
 def antelope_pack(tmp_path_factory):
     """An antelopev2-shaped pack: a SCRFD-signature detector that reports one face, a 512-D colour recogniser."""
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
+    pytest.importorskip("onnx")
+    from onnx_faces import save_pack
 
-    folder = tmp_path_factory.mktemp("antelopev2")
-    nodes, outputs = [], []
-    for kind, width in (("score", 1), ("bbox", 4), ("kps", 10)):
-        for stride in (8, 16, 32):
-            value = np.zeros(((640 // stride) ** 2 * 2, width), np.float32)
-            if stride == 32:
-                anchor = (10 * 20 + 10) * 2  # centre (320, 320)
-                value[anchor] = {"score": [0.9], "bbox": [4, 4, 4, 4], "kps": (ARCFACE_TEMPLATE.reshape(-1) - 56) / 16}[kind]
-            name = f"{kind}_{stride}"
-            nodes.append(helper.make_node("Constant", [], [name], value=numpy_helper.from_array(value, name + "_v")))
-            outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(value.shape)))
-    image = helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, None, None])
-    onnx.save(helper.make_model(helper.make_graph(nodes, "scrfd", [image], outputs),
-                                opset_imports=[helper.make_opsetid("", 13)]), str(folder / "scrfd_10g_bnkps.onnx"))
-    weights = np.random.default_rng(0).standard_normal((3 * 16, 512)).astype(np.float32)
-    graph = helper.make_graph(
-        [helper.make_node("AveragePool", ["data"], ["pooled"], kernel_shape=[28, 28], strides=[28, 28]),
-         helper.make_node("Flatten", ["pooled"], ["flat"]),
-         helper.make_node("MatMul", ["flat", "w"], ["fc1"])],
-        "arcface", [helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, 3, 112, 112])],
-        [helper.make_tensor_value_info("fc1", TensorProto.FLOAT, [1, 512])], [numpy_helper.from_array(weights, "w")])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(folder / "glintr100.onnx"))
-    return str(folder)
+    return save_pack(tmp_path_factory.mktemp("antelopev2"))
 
 
 def test_paper_faces_run_the_antelope_pack_at_512(antelope_pack):
@@ -109,7 +84,7 @@ def test_paper_faces_need_the_pack():
         compute_privacy([astronaut()], [astronaut()], protocol="paper", text=False, race=False, judge=False)
 
 
-@pytest.mark.parametrize("answer, entropy", [
+@pytest.mark.parametrize("answer, entropy", [  # this project's race figure (protocol="u2s", race=True)
     ('{"person": true, "White": 20, "Black": 20, "Asian": 20, "Indian": 20, "Others": 20}', 1.0),
     ('```json\n{"person": true, "White": 100, "Black": 0, "Asian": 0, "Indian": 0, "Others": 0}\n```', 0.0),
     ('{"person": true, "White": "50%", "Black": "50%", "Asian": 0, "Indian": 0, "Others": 0}', math.log(2) / math.log(5)),
@@ -122,78 +97,6 @@ def test_race_answers_without_a_person_or_numbers():
     assert parse_race_answer('{"person": false}') == {"person": False, "probabilities": None}
     assert parse_race_answer("I cannot judge that.") is None
     assert parse_race_answer('{"person": true, "White": "some"}') is None
-
-
-def test_rubric_score_is_read_from_the_last_score_line():
-    assert parse_rubric_score("Step 1: a face (score of risk 90).\nStep 2: gone.\nScore: 85") == 85
-    assert parse_rubric_score("Score: 120") is None and parse_rubric_score("fine") is None
-
-
-class CannedVLM:
-    """An OpenAI-compatible server answering the paper's OCR, race and rubric prompts from canned answers."""
-
-    def __init__(self, answers):
-        outer, self.prompts = self, []
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                self._send({"data": []})
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                parts = body["messages"][-1]["content"]
-                text = " ".join(p["text"] for p in parts if p["type"] == "text")
-                images = [p["image_url"]["url"] for p in parts if p["type"] == "image_url"]
-                outer.prompts.append((text, len(images)))
-                answer = next(a for key, a in answers.items() if key in text)
-                self._send({"choices": [{"message": {"role": "assistant", "content": answer(images)}}]})
-
-            def _send(self, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def test_paper_vlm_figures_from_canned_answers():
-    document, face = page(), astronaut()
-    blank = np.full_like(document, 255)
-    png = {}
-
-    def ocr(images):  # the page reads as its title; a blank page reads as nothing
-        return "NONE" if images[0] == png.get("blank") else "Region-based segmentation\nThis example"
-
-    server = CannedVLM({
-        "Read every piece of text": ocr,
-        "probability (0-100)": lambda images: '{"person": true, "White": 40, "Black": 20, "Asian": 20, "Indian": 10, "Others": 10}',
-        "Image-1 is an original photo": lambda images: "Step 1: a face. Step 2: still visible.\nScore: 30",
-    })
-    from u2s_datasets.models.openai_chat import image_data_url
-
-    png["blank"] = image_data_url(Image.fromarray(blank), image_format="PNG")
-    try:
-        result = compute_privacy([document, blank, face], [document, document, face], protocol="paper", faces=False,
-                                 vlm_backend="openai", openai_base_url=server.url, openai_model="judge", progress=False)
-    finally:
-        server.close()
-    assert result["per_image"]["text_similarity"][:2] == [1.0, 0.0]
-    assert result["images_with_text"] == 3  # every original had text to the canned reader
-    expected = -sum(p * math.log(p) for p in (0.4, 0.2, 0.2, 0.1, 0.1)) / math.log(5)
-    assert result["race_entropy"] == pytest.approx(expected) and result["race_images"] == 3
-    assert result["vlm_score"] == 30 and result["vlm_unparsed"] == 0
-    assert sum(1 for text, images in server.prompts if "Image-1" in text and images == 2) == 3  # two images per judgement
 
 
 def test_flags_against_a_hand_labelled_set():
@@ -273,6 +176,6 @@ def test_paper_judge_runs_two_images_through_native_internvl(tmp_path):
     face = np.asarray(Image.fromarray(astronaut()).resize((64, 64)))
     result = compute_privacy([face], [face], protocol="paper", faces=False, text=False, race=False,
                              vlm_model=folder, local_files_only=True, progress=False, judge_max_new_tokens=16)
-    # A random model writes no "Score:" line: counted as unparsed, never guessed.
+    # A random model writes no ANONYMIZATION_SCORE line: counted as unparsed, never guessed.
     assert result["vlm_score"] is None and result["vlm_unparsed"] == 1
     assert result["models"]["judge"]["id"] == folder and "two images" in result["models"]["judge"]["rubric"]

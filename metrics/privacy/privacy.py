@@ -15,16 +15,18 @@ _KWARGS_DESCRIPTION = """
 Args:
     predictions: safe images (PIL images, arrays, paths, bytes or {"bytes", "path"} dicts).
     references: the original images, row for row.
-    protocol ("project" | "paper"): "paper" measures as the paper does: antelopev2 (SCRFD + ArcFace,
-        `face_pack` = folder or hub id) on 512x512 images, text read by the VLM, race entropy over
-        5 labels, the two-image VLMScore rubric, InternVL3.5-8B as the VLM unless `vlm_model` is set.
+    protocol ("u2s" | "paper"): "paper" measures as the authors' code does: antelopev2 (SCRFD at 512 +
+        ArcFace, `face_pack` = folder or hub id) on 512x512 images; with the VLM (InternVL3.5-8B unless
+        `vlm_model` is set) their text-extraction, demographic and two-image VLMScore prompts
+        (`paper_prompts`: a folder of the same files), TextSim with case kept, race entropy over
+        White/Black/Asian/Hispanic/Other. "u2s" (default): this project's figures.
     faces (bool, default True): face similarity, survival and re-identification.
     text (bool, default True): OCR text similarity.
     face_embedder ("dlib" | "arcface" | "antelopev2"): dlib ResNet on a calibrated scale (default,
         offline; not ArcFace's cosine), InsightFace ArcFace (`arcface_model_file`), or the antelopev2
         pack (`face_pack`); InsightFace's models are for non-commercial research only.
     text_reader ("ocr" | "vlm"): PP-OCR (default) or the VLM with the paper's OCR prompt.
-    race (bool): per-image race entropy over 5 labels, normalised by ln 5 (VLM).
+    race (bool): per-image race entropy normalised by ln 5 (VLM).
     demographics (None | "vlm" | "clip"): apparent demographic labels of both images.
     judge (bool): pairwise VLM unlinkability score 0-100.
     vlm_backend ("transformers" | "openai"), vlm_model, vlm_revision, openai_base_url, openai_model.

@@ -18,7 +18,7 @@ Args:
     test_images, test_labels: the REAL test split.
     backbone ("hist-hog" | "transformers"), backbone_model, backbone_revision, device,
     local_files_only, seed.
-    protocol ("project" | "paper"): "paper" fine-tunes an MAE ViT-B/16 classifier (backbone_model,
+    protocol ("u2s" | "paper"): "paper" fine-tunes an MAE ViT-B/16 classifier (backbone_model,
         default facebook/vit-mae-base) for `epochs` with `learning_rate` and `batch_size`.
     recipe ("default" | "paper"): how it fine-tunes; "paper" is MAE's recipe as the authors ran it
         (100 epochs, lr 5e-4, batch 64 x `gradient_accumulation` 4, RandAugment, drop path, layer decay).

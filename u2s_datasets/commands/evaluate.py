@@ -36,8 +36,11 @@ def register(subparsers):
     parser.add_argument("--clip-model", help="CLIP hub id or folder (quality, cheating)")
     parser.add_argument("--clip-revision")
     parser.add_argument("--no-clip", action="store_true", help="cheating: skip CLIP image similarity")
-    parser.add_argument("--protocol", choices=("project", "paper"), default="project",
-                        help="paper: the published protocol, figures comparable with the paper's tables (docs/evaluation.md)")
+    parser.add_argument("--protocol", choices=("u2s", "paper", "project"), default="u2s",
+                        help="paper: the authors' definitions, figures comparable with the paper's tables (docs/evaluation.md); "
+                             "u2s: this project's figures ('project' is its former name)")
+    parser.add_argument("--paper-prompts", help="privacy, paper protocol: a folder with the authors' prompt files "
+                                                "(default: the copies shipped with this package)")
     parser.add_argument("--face-pack", help="privacy, paper protocol: the antelopev2 folder or hub id (SCRFD + ArcFace ONNX)")
     parser.add_argument("--lpips-backbone", help="cheating: VGG16 weights (hub id or folder) for LPIPS-VGG")
     parser.add_argument("--judge-model", help="privacy: transformers VLM for the unlinkability judge")
@@ -90,7 +93,8 @@ def _compute(args, metric, rows) -> dict:
             from ..evaluation.privacy import compute_privacy
 
             judge = dict(judge=True, vlm_model=args.judge_model, vlm_revision=args.judge_revision) if args.judge_model else {}
-            return compute_privacy(rows["safe"], rows["original"], protocol=args.protocol, face_pack=args.face_pack, **judge, **model)
+            return compute_privacy(rows["safe"], rows["original"], protocol=args.protocol, face_pack=args.face_pack,
+                                   paper_prompts=args.paper_prompts, **judge, **model)
         if metric == "cheating":
             from ..evaluation.cheating import compute_cheating
 

@@ -2,9 +2,16 @@
 
 Both are ONNX files run with onnxruntime (``scrfd_10g_bnkps.onnx`` or ``det_10g.onnx``, and
 ``glintr100.onnx``), loaded from a local folder or a hub repository that holds the pack. The
-``insightface`` package is not needed: SCRFD's box decoding and ArcFace's 5-point alignment are
-written out here as InsightFace publishes them. Licence: InsightFace's pretrained models are for
-non-commercial research use only; this package ships none of them.
+``insightface`` package is not needed: what its ``FaceAnalysis.get`` does is written out here step
+by step (SCRFD's letterbox, box decoding and its own non-maximum suppression; the least-squares
+similarity alignment onto ArcFace's 5-point template with scikit-image's ``SimilarityTransform``;
+the recogniser's input normalisation, read from its graph as InsightFace reads it).
+
+Channel order: InsightFace expects OpenCV's BGR arrays and swaps them to RGB for its networks. The
+paper's evaluation hands it PIL's RGB arrays, so its networks see BGR. ``reference_channels=True``
+(the paper protocol) reproduces that; ``False`` feeds the networks RGB, as InsightFace intends.
+Licence: InsightFace's pretrained models are for non-commercial research use only; this package
+ships none of them.
 """
 
 import glob
@@ -24,6 +31,7 @@ RECOGNISER_FILES = ("glintr100.onnx",)
 ARCFACE_TEMPLATE = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]], dtype=np.float32
 )
+PAPER_DETECTION_SIZE = 512  # the paper prepares FaceAnalysis with det_size=(512, 512)
 
 
 @dataclass
@@ -57,15 +65,63 @@ def _session(path: str):
     return onnxruntime.InferenceSession(path, providers=providers)
 
 
+def network_channels(image: np.ndarray, reference_channels: bool) -> np.ndarray:
+    """The array InsightFace's blob holds for ``image`` (RGB): RGB as intended, BGR as the paper's code feeds it."""
+    return image[..., ::-1] if reference_channels else image
+
+
+def letterbox(rgb: np.ndarray, size: int) -> tuple:
+    """SCRFD's input: the image scaled to fit ``size`` x ``size`` (aspect kept), top-left, zero padding; and the scale."""
+    height, width = rgb.shape[:2]
+    if height / width > 1.0:
+        new_height, new_width = size, int(size / (height / width))
+    else:
+        new_width, new_height = size, int(size * (height / width))
+    scale = new_height / height
+    canvas = np.zeros((size, size, 3), np.uint8)
+    canvas[:new_height, :new_width] = cv2.resize(rgb, (new_width, new_height))
+    return canvas, scale
+
+
+def scrfd_blob(canvas: np.ndarray, reference_channels: bool) -> np.ndarray:
+    """(pixel - 127.5) / 128, NCHW float32, as SCRFD's ``blobFromImage`` makes it."""
+    pixels = network_channels(canvas, reference_channels).astype(np.float32)
+    return ((pixels - 127.5) / 128.0).transpose(2, 0, 1)[None].copy()
+
+
 def distance_to_boxes(centres: np.ndarray, distances: np.ndarray) -> np.ndarray:
     """SCRFD's (left, top, right, bottom) distances from anchor centres -> [x0, y0, x1, y1]."""
     return np.stack([centres[:, 0] - distances[:, 0], centres[:, 1] - distances[:, 1],
                      centres[:, 0] + distances[:, 2], centres[:, 1] + distances[:, 3]], axis=-1)
 
 
+def suppress(boxes: np.ndarray, scores: np.ndarray, threshold: float = 0.4) -> list:
+    """InsightFace's greedy non-maximum suppression (pixel-inclusive areas, ``+ 1``), best score first."""
+    x0, y0, x1, y1 = boxes.T
+    areas = (x1 - x0 + 1) * (y1 - y0 + 1)
+    order, keep = [int(i) for i in np.argsort(scores)[::-1]], []
+    while order:
+        best, rest = order[0], np.asarray(order[1:], dtype=int)
+        keep.append(int(best))
+        width = np.maximum(0.0, np.minimum(x1[best], x1[rest]) - np.maximum(x0[best], x0[rest]) + 1)
+        height = np.maximum(0.0, np.minimum(y1[best], y1[rest]) - np.maximum(y0[best], y0[rest]) + 1)
+        overlap = width * height / (areas[best] + areas[rest] - width * height)
+        order = [int(i) for i in rest[overlap <= threshold]]
+    return keep
+
+
+def scrfd_layout(num_outputs: int) -> tuple:
+    """(strides, anchors per position) of a SCRFD export with landmarks, from its number of outputs."""
+    if num_outputs == 9:
+        return (8, 16, 32), 2
+    if num_outputs == 15:
+        return (8, 16, 32, 64, 128), 1
+    raise ValueError(f"a SCRFD detector with landmarks has 9 or 15 outputs, this one has {num_outputs}")
+
+
 def decode_scrfd(outputs: list, input_size: tuple, threshold: float = 0.5, nms: float = 0.4,
                  strides=(8, 16, 32), anchors: int = 2) -> list:
-    """SCRFD's raw outputs (scores, boxes, landmarks per stride) -> detections in input pixels."""
+    """SCRFD's raw outputs (scores, boxes, landmarks per stride) -> detections in input pixels, best first."""
     height, width = input_size
     levels = len(strides)
     scores_all, boxes_all, points_all = [], [], []
@@ -76,6 +132,8 @@ def decode_scrfd(outputs: list, input_size: tuple, threshold: float = 0.5, nms: 
         grid_y, grid_x = np.mgrid[: height // stride, : width // stride]
         centres = (np.stack([grid_x, grid_y], axis=-1).reshape(-1, 2) * stride).astype(np.float32)
         centres = np.repeat(centres, anchors, axis=0)
+        if len(centres) != len(scores):
+            raise ValueError(f"SCRFD stride {stride} gave {len(scores)} scores for {len(centres)} anchors at {input_size}")
         keep = np.where(scores >= threshold)[0]
         scores_all.append(scores[keep])
         boxes_all.append(distance_to_boxes(centres[keep], distances[keep]))
@@ -83,17 +141,35 @@ def decode_scrfd(outputs: list, input_size: tuple, threshold: float = 0.5, nms: 
     scores, boxes, points = np.concatenate(scores_all), np.concatenate(boxes_all), np.concatenate(points_all)
     if not len(scores):
         return []
-    order = cv2.dnn.NMSBoxes([[float(x0), float(y0), float(x1 - x0), float(y1 - y0)] for x0, y0, x1, y1 in boxes],
-                             scores.astype(float).tolist(), threshold, nms)
-    order = sorted(np.asarray(order).reshape(-1).tolist(), key=lambda i: -scores[i])
-    return [Detection(tuple(float(v) for v in boxes[i]), float(scores[i]), points[i]) for i in order]
+    return [Detection(tuple(float(v) for v in boxes[i]), float(scores[i]), points[i]) for i in suppress(boxes, scores, nms)]
+
+
+def similarity_matrix(landmarks: np.ndarray, size: int = 112) -> np.ndarray:
+    """The 2x3 least-squares similarity (Umeyama, scikit-image) taking the 5 landmarks onto ArcFace's template."""
+    from skimage.transform import SimilarityTransform
+
+    source, target = np.asarray(landmarks, np.float64), ARCFACE_TEMPLATE.astype(np.float64) * (size / 112.0)
+    if hasattr(SimilarityTransform, "from_estimate"):
+        transform = SimilarityTransform.from_estimate(source, target)
+    else:  # scikit-image before 0.26
+        transform = SimilarityTransform()
+        transform.estimate(source, target)
+    return np.asarray(transform.params[:2], np.float64)
 
 
 def align(rgb: np.ndarray, landmarks: np.ndarray, size: int = 112) -> np.ndarray:
-    """The 112x112 ArcFace crop: a similarity transform taking the 5 landmarks onto ArcFace's template."""
-    matrix, _ = cv2.estimateAffinePartial2D(np.asarray(landmarks, np.float32), ARCFACE_TEMPLATE * (size / 112.0),
-                                            method=cv2.LMEDS)
-    return cv2.warpAffine(rgb, matrix, (size, size), borderValue=0.0)
+    """The ``size`` x ``size`` ArcFace crop (InsightFace's ``norm_crop``)."""
+    return cv2.warpAffine(rgb, similarity_matrix(landmarks, size), (size, size), borderValue=0.0)
+
+
+def recogniser_normalisation(model_file: str) -> tuple:
+    """(mean, std) of the recogniser's input: (0, 1) when its graph starts by normalising, else (127.5, 127.5)."""
+    import onnx
+
+    nodes = onnx.load(model_file, load_external_data=False).graph.node[:8]
+    subtracts = any(n.name.startswith("Sub") or n.name.startswith("_minus") for n in nodes)
+    multiplies = any(n.name.startswith("Mul") or n.name.startswith("_mul") for n in nodes)
+    return (0.0, 1.0) if subtracts and multiplies else (127.5, 127.5)
 
 
 class AntelopeFaces:
@@ -101,43 +177,45 @@ class AntelopeFaces:
 
     name = "antelopev2"
 
-    def __init__(self, pack: str = "antelopev2", revision=None, threshold: float = 0.5, input_size: int = 640,
-                 local_files_only: bool = False):
+    def __init__(self, pack: str = "antelopev2", revision=None, threshold: float = 0.5,
+                 input_size: int = PAPER_DETECTION_SIZE, reference_channels: bool = True, local_files_only: bool = False):
         folder = resolve_pack(pack, revision, local_files_only)
         self.detector_file, self.recogniser_file = _find(folder, DETECTOR_FILES), _find(folder, RECOGNISER_FILES)
         self.detector, self.recogniser = _session(self.detector_file), _session(self.recogniser_file)
+        self.strides, self.anchors = scrfd_layout(len(self.detector.get_outputs()))
+        self.mean, self.std = recogniser_normalisation(self.recogniser_file)
         self.pack, self.revision, self.threshold, self.input_size = pack, revision, threshold, input_size
+        self.reference_channels = reference_channels
         logger.warning("antelopev2 face models in use. %s.", LICENCE)
 
     def detect(self, rgb: np.ndarray) -> list:
-        """SCRFD at ``input_size``: the image scaled to fit, padded on the right and bottom."""
-        height, width = rgb.shape[:2]
-        scale = min(self.input_size / height, self.input_size / width)
-        resized = cv2.resize(rgb, (max(1, int(width * scale)), max(1, int(height * scale))))
-        canvas = np.zeros((self.input_size, self.input_size, 3), np.float32)
-        canvas[: resized.shape[0], : resized.shape[1]] = resized
-        blob = ((canvas - 127.5) / 128.0).transpose(2, 0, 1)[None].astype(np.float32)
+        canvas, scale = letterbox(rgb, self.input_size)
+        blob = scrfd_blob(canvas, self.reference_channels)
         outputs = self.detector.run(None, {self.detector.get_inputs()[0].name: blob})
-        found = decode_scrfd(outputs, (self.input_size, self.input_size), self.threshold)
+        found = decode_scrfd(outputs, (self.input_size, self.input_size), self.threshold, strides=self.strides,
+                             anchors=self.anchors)
         return [Detection(tuple(v / scale for v in d.box), d.score, d.landmarks / scale) for d in found]
 
     def embed(self, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        crop = align(rgb, landmarks).astype(np.float32)
-        blob = ((crop - 127.5) / 127.5).transpose(2, 0, 1)[None]
+        crop = network_channels(align(rgb, landmarks), self.reference_channels).astype(np.float32)
+        blob = ((crop - self.mean) / self.std).transpose(2, 0, 1)[None].copy()
         return np.asarray(self.recogniser.run(None, {self.recogniser.get_inputs()[0].name: blob})[0]).reshape(-1)
 
     def describe(self) -> dict:
         return {"id": f"{self.pack} (SCRFD {os.path.basename(self.detector_file)} + ArcFace "
                       f"{os.path.basename(self.recogniser_file)})", "revision": self.revision, "licence": LICENCE,
-                "scale": "ArcFace cosine similarity"}
+                "scale": "ArcFace cosine similarity", "detection_size": self.input_size,
+                "alignment": "least-squares similarity onto the 5-point ArcFace template (scikit-image)",
+                "channels": "BGR, as the paper's code feeds InsightFace" if self.reference_channels else "RGB"}
 
 
 class AntelopeAnalyzer:
     """``FaceAnalyzer``'s interface over antelopev2: faces with embeddings, and the embedder's rules."""
 
     def __init__(self, pack: str, revision=None, face_threshold: float = 0.5, cosine_threshold: float = 0.4,
-                 local_files_only: bool = False):
-        self.model = AntelopeFaces(pack, revision, face_threshold, local_files_only=local_files_only)
+                 reference_channels: bool = True, local_files_only: bool = False):
+        self.model = AntelopeFaces(pack, revision, face_threshold, reference_channels=reference_channels,
+                                   local_files_only=local_files_only)
         self.embedder = self
         self.cosine_threshold = cosine_threshold
 

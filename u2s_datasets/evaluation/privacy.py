@@ -12,20 +12,23 @@
   over the full label set (higher = more neutral) and the share that kept the label.
 - VLM judge: a vision-language model sees original (left) and safe (right) and scores
   how well the safe image hides who or what is in the original, 0-100.
+
+``protocol="paper"`` swaps in the authors' definitions (``paper_protocol``, ``antelope``).
 """
 
 import logging
-import math
 import re
-from collections import Counter
 from typing import Optional
 
 import numpy as np
 from PIL import Image
 
 from .faces import cosine
+from .demographics import (DEMOGRAPHIC_ATTRIBUTES, ClipDemographicLabeler, VLMDemographicLabeler,  # noqa: F401
+                           demographic_figures, normalised_entropy, parse_label)
 from .inputs import mean_or_none
-from .vlm_protocol import judge_pair, race_distribution, race_entropy, read_text_vlm
+from .protocols import check_protocol
+from .vlm_protocol import race_distribution, race_entropy, read_text_vlm
 
 logger = logging.getLogger(__name__)
 
@@ -105,101 +108,6 @@ def text_similarity(original_text: str, safe_text: str) -> dict:
     }
 
 
-# ----------------------------------------------------------------------------- demographics
-
-# Apparent, visual impressions only; every set ends with a label for "cannot tell".
-DEMOGRAPHIC_ATTRIBUTES = {
-    "apparent_age": ["child", "teenager", "young adult", "middle-aged adult", "older adult", "unclear"],
-    "apparent_gender": ["woman", "man", "unclear"],
-    "apparent_skin_tone": ["light", "medium", "dark", "unclear"],
-}
-
-DEMOGRAPHIC_QUESTION = (
-    "Look at the most prominent person in this picture. Judging only from what is visible, "
-    "which of these best describes their {attribute}? Options: {options}. "
-    "If no person is visible or it cannot be judged, answer 'unclear'. Answer with one option only."
-)
-
-
-def parse_label(answer: str, labels: list) -> Optional[str]:
-    """The label named in a free-text answer (longest label first, so 'young adult' beats 'adult')."""
-    text = answer.lower()
-    for label in sorted(labels, key=len, reverse=True):
-        if re.search(r"\b" + re.escape(label.lower()) + r"\b", text):
-            return label
-    return None
-
-
-class VLMDemographicLabeler:
-    """Apparent demographic labels from a chat VLM, one question per attribute."""
-
-    def __init__(self, chat, attributes: dict = None):
-        self.chat, self.attributes = chat, attributes or DEMOGRAPHIC_ATTRIBUTES
-
-    def __call__(self, image: Image.Image) -> dict:
-        labels = {}
-        for attribute, options in self.attributes.items():
-            question = DEMOGRAPHIC_QUESTION.format(attribute=attribute.replace("_", " "), options=", ".join(options))
-            labels[attribute] = parse_label(self.chat.ask(image, question), options)
-        return labels
-
-    def describe(self) -> dict:
-        return {"labeler": "vlm", **self.chat.describe()}
-
-
-class ClipDemographicLabeler:
-    """Zero-shot apparent labels from CLIP: the label whose phrase matches the image best."""
-
-    def __init__(self, encoder, attributes: dict = None):
-        self.encoder, self.attributes = encoder, attributes or DEMOGRAPHIC_ATTRIBUTES
-
-    def __call__(self, image: Image.Image) -> dict:
-        image_embedding = self.encoder.image_embeddings([image])[0]
-        labels = {}
-        for attribute, options in self.attributes.items():
-            phrases = [_clip_phrase(attribute, option) for option in options]
-            scores = self.encoder.text_embeddings(phrases) @ image_embedding
-            labels[attribute] = options[int(scores.argmax())]
-        return labels
-
-    def describe(self) -> dict:
-        return {"labeler": "clip-zero-shot", **self.encoder.describe()}
-
-
-def _clip_phrase(attribute: str, option: str) -> str:
-    if option == "unclear":
-        return "a photo with no clearly visible person"
-    if attribute == "apparent_skin_tone":
-        return f"a photo of a person with {option} skin"
-    return f"a photo of a {option}"
-
-
-def normalised_entropy(labels: list, label_set: list) -> Optional[float]:
-    """Shannon entropy of the label distribution over the FULL label set, divided by log(K)."""
-    labels = [label for label in labels if label is not None]
-    if not labels or len(label_set) < 2:
-        return None
-    counts = Counter(labels)
-    p = np.array([counts.get(label, 0) for label in label_set], dtype=np.float64) / len(labels)
-    p = p[p > 0]
-    return float(-(p * np.log(p)).sum() / math.log(len(label_set)))
-
-
-def demographic_figures(original_labels: list, safe_labels: list, attributes: dict) -> dict:
-    figures = {}
-    for attribute, label_set in attributes.items():
-        safe = [labels.get(attribute) for labels in safe_labels]
-        pairs = [(o.get(attribute), s.get(attribute)) for o, s in zip(original_labels, safe_labels)]
-        pairs = [(o, s) for o, s in pairs if o is not None and s is not None]
-        figures[attribute] = {
-            "normalised_entropy": normalised_entropy(safe, label_set),
-            "original_normalised_entropy": normalised_entropy([o.get(attribute) for o in original_labels], label_set),
-            "agreement_rate": (sum(o == s for o, s in pairs) / len(pairs)) if pairs else None,
-            "unparsed": sum(label is None for label in safe),
-        }
-    return figures
-
-
 # ----------------------------------------------------------------------------- VLM judge
 
 JUDGE_QUESTION = (
@@ -249,36 +157,39 @@ PAPER_JUDGE = "OpenGVLab/InternVL3_5-8B-HF"  # InternVL3.5-8B, the paper's judge
 PAPER_FACE_SIZE = (512, 512)  # the paper compares faces on images resized to 512x512
 
 
-def compute_privacy(predictions: list, references: list, *, protocol: str = "project", faces: bool = True,
+def compute_privacy(predictions: list, references: list, *, protocol: str = "u2s", faces: bool = True,
                     text: bool = True, face_embedder: Optional[str] = None, face_threshold: float = 0.5,
                     arcface_model_file: Optional[str] = None, face_pack: Optional[str] = None,
                     face_pack_revision: Optional[str] = None, text_reader: Optional[str] = None,
                     text_threshold: float = 0.5, demographics: Optional[str] = None, race: Optional[bool] = None,
-                    judge: Optional[bool] = None, judge_max_new_tokens: int = 512,
+                    judge: Optional[bool] = None, judge_max_new_tokens: int = 512, paper_prompts: Optional[str] = None,
                     vlm_backend: str = "transformers", vlm_model: Optional[str] = None, vlm_revision: Optional[str] = None,
                     openai_base_url: Optional[str] = None, openai_model: Optional[str] = None,
                     clip_model: Optional[str] = None, clip_revision: Optional[str] = None, device: Optional[str] = None,
                     local_files_only: bool = False, progress: bool = True) -> dict:
     """Privacy leakage of safe images (``predictions``) against their originals (``references``).
 
-    ``protocol="paper"`` measures as the paper does: antelopev2 faces (``face_pack``: folder or hub id)
-    on images resized to 512x512, text read by the VLM, race entropy, and the two-image VLMScore
-    rubric, with InternVL3.5-8B as the VLM unless ``vlm_model`` names another. ``"project"`` (the
-    default) runs offline: CenterFace + dlib (calibrated scale), PP-OCR, no VLM unless asked.
-    ``demographics``: None, "vlm" or "clip". ``judge``: score unlinkability with the VLM.
-    The VLM is ``vlm_model`` through transformers, or ``openai_model`` at ``openai_base_url``.
+    ``protocol="paper"`` measures as the authors' code does: antelopev2 faces (``face_pack``: folder or
+    hub id) on images resized to 512x512, and with the VLM (InternVL3.5-8B unless ``vlm_model`` names
+    another) their prompts (``paper_prompts``: a folder with the same files, checked by hash) for the
+    text, race entropy and VLMScore. ``"u2s"`` (the default) runs offline: CenterFace + dlib
+    (calibrated scale), PP-OCR, no VLM unless asked. ``demographics``: None, "vlm" or "clip".
+    ``judge``: score unlinkability with the VLM. The VLM is ``vlm_model`` through transformers, or
+    ``openai_model`` at ``openai_base_url``.
     """
     from tqdm.auto import tqdm
 
     from .cache import cached
     from .faces import FaceAnalyzer
     from .inputs import check_pairs, load_pairs
+    from .paper_protocol import PaperVLM
+    from .paper_protocol import race_entropy as paper_race_entropy
+    from .paper_protocol import text_similarity as paper_text_similarity
     from .quality import DEFAULT_CLIP, DEFAULT_CLIP_REVISION, ClipEncoder
     from .vlm import load_chat
 
     n = check_pairs(predictions, references)
-    if protocol not in ("project", "paper"):
-        raise ValueError(f"protocol must be 'project' or 'paper', got {protocol!r}")
+    protocol = check_protocol(protocol)
     paper = protocol == "paper"
     face_embedder = face_embedder or ("antelopev2" if paper else "dlib")
     text_reader = text_reader or ("vlm" if paper else "ocr")
@@ -291,7 +202,7 @@ def compute_privacy(predictions: list, references: list, *, protocol: str = "pro
     if text_reader not in ("ocr", "vlm"):
         raise ValueError(f"text_reader must be 'ocr' or 'vlm', got {text_reader!r}")
     models, per_image = {}, {}
-    analyzer = reader = labeler = vlm_judge = chat = None
+    analyzer = reader = labeler = vlm_judge = chat = questions = None
     if faces and face_embedder == "antelopev2":
         from .antelope import AntelopeAnalyzer
 
@@ -299,7 +210,7 @@ def compute_privacy(predictions: list, references: list, *, protocol: str = "pro
             raise ValueError("face_embedder='antelopev2' needs face_pack: a folder or hub repository holding "
                              "InsightFace's antelopev2 ONNX files (scrfd_10g_bnkps.onnx, glintr100.onnx)")
         analyzer = cached(AntelopeAnalyzer, pack=face_pack, revision=face_pack_revision, face_threshold=face_threshold,
-                          local_files_only=local_files_only)
+                          reference_channels=paper, local_files_only=local_files_only)
         models["faces"] = analyzer.describe()
     elif faces:
         embedder_options = {"model_file": arcface_model_file} if face_embedder == "arcface" else {}
@@ -310,14 +221,19 @@ def compute_privacy(predictions: list, references: list, *, protocol: str = "pro
 
         reader = cached(TextDetector, threshold=text_threshold)
         models["text"] = {"id": "rapidocr-onnxruntime (PP-OCR)", "revision": _version("rapidocr-onnxruntime")}
-    if demographics == "vlm" or judge or race or (text and text_reader == "vlm"):
+    vlm_text = text and text_reader == "vlm"
+    if demographics == "vlm" or judge or race or vlm_text:
         if vlm_backend == "openai":
-            chat = cached(load_chat, backend="openai", base_url=openai_base_url, model=openai_model)
+            chat = cached(load_chat, backend="openai", model=openai_model, base_url=openai_base_url)
         else:
             if not vlm_model:
                 raise ValueError("the VLM judge, VLM text reading and VLM demographics need vlm_model (a hub id or local folder)")
             chat = cached(load_chat, backend="transformers", model=vlm_model, revision=vlm_revision, device=device,
                           local_files_only=local_files_only)
+        models["vlm"] = chat.describe()
+        if paper:
+            questions = PaperVLM(chat.chat, paper_prompts, judge_max_new_tokens)
+            models["vlm"]["paper"] = questions.describe()
     if demographics == "vlm":
         labeler = VLMDemographicLabeler(chat)
     elif demographics == "clip":
@@ -327,34 +243,39 @@ def compute_privacy(predictions: list, references: list, *, protocol: str = "pro
         labeler = ClipDemographicLabeler(encoder)
     if labeler is not None:
         models["demographics"] = labeler.describe()
+    if judge and not paper:
+        vlm_judge = VLMJudge(chat)
     if judge:
-        vlm_judge = PairJudge(chat, judge_max_new_tokens) if paper else VLMJudge(chat)
-        models["judge"] = vlm_judge.describe()
-    if chat is not None and (race or text_reader == "vlm"):
-        models["vlm"] = chat.describe()
-    if text and text_reader == "vlm":
+        models["judge"] = {**chat.describe(), "rubric": "the authors' intern_image_flagging-compare.txt, two images"} \
+            if paper else vlm_judge.describe()
+    if vlm_text:
         models["text"] = {"reader": "vlm", **chat.describe()}
 
     face_rows, text_rows, original_labels, safe_labels, judge_rows, race_rows = [], [], [], [], [], []
     for i in tqdm(range(n), desc="privacy", disable=not progress or n < 2):
         (safe,), (original,) = load_pairs([predictions[i]], [references[i]])
+        original_image, safe_image = Image.fromarray(original), Image.fromarray(safe)
         if analyzer is not None:
             face_original, face_safe = (_resized(original), _resized(safe)) if paper else (original, safe)
             face_rows.append(face_leakage(analyzer(face_original), analyzer(face_safe), analyzer.embedder))
         if reader is not None:
             text_rows.append(text_similarity(read_text(reader, original), read_text(reader, safe)))
-        elif text and text_reader == "vlm":
-            text_rows.append(text_similarity(read_text_vlm(chat.chat, Image.fromarray(original)),
-                                             read_text_vlm(chat.chat, Image.fromarray(safe))))
+        elif vlm_text and paper:
+            read_original, read_safe = questions.read_text(original_image), questions.read_text(safe_image)
+            row = text_similarity(read_original["text"], read_safe["text"])
+            row.update(text_similarity=paper_text_similarity(read_original["text"], read_safe["text"]),
+                       has_text=bool(read_original["text"]), free_form=(read_original["format"] == "free")
+                       + (read_safe["format"] == "free"))
+            text_rows.append(row)
+        elif vlm_text:
+            text_rows.append(text_similarity(read_text_vlm(chat.chat, original_image), read_text_vlm(chat.chat, safe_image)))
         if race:
-            race_rows.append(race_distribution(chat.chat, Image.fromarray(safe)))
-        if labeler is not None or vlm_judge is not None:
-            original_image, safe_image = Image.fromarray(original), Image.fromarray(safe)
-            if labeler is not None:
-                original_labels.append(labeler(original_image))
-                safe_labels.append(labeler(safe_image))
-            if vlm_judge is not None:
-                judge_rows.append(vlm_judge(original_image, safe_image))
+            race_rows.append(questions.races(safe_image) if paper else race_distribution(chat.chat, safe_image))
+        if labeler is not None:
+            original_labels.append(labeler(original_image))
+            safe_labels.append(labeler(safe_image))
+        if judge:
+            judge_rows.append(questions.judge(original_image, safe_image) if paper else vlm_judge(original_image, safe_image))
 
     result = {"num_images": n, "protocol": protocol}
     if analyzer is not None:
@@ -367,6 +288,8 @@ def compute_privacy(predictions: list, references: list, *, protocol: str = "pro
         result["text_similarity"] = mean_or_none([row["text_similarity"] for row in with_text])
         result["text_token_recall"] = mean_or_none([row["text_token_recall"] for row in with_text])
         result["images_with_text"] = len(with_text)
+        if paper and vlm_text:
+            result["text_free_form_answers"] = sum(row["free_form"] for row in text_rows)
         per_image["text_similarity"] = [row["text_similarity"] for row in text_rows]
         per_image["text_token_recall"] = [row["text_token_recall"] for row in text_rows]
     if labeler is not None:
@@ -374,12 +297,16 @@ def compute_privacy(predictions: list, references: list, *, protocol: str = "pro
         per_image["original_demographics"] = original_labels
         per_image["safe_demographics"] = safe_labels
     if race:
-        entropies = [race_entropy(row["probabilities"]) if row and row["person"] else None for row in race_rows]
+        if paper:
+            entropies = [paper_race_entropy(row["races"]) if row and row["person"] else None for row in race_rows]
+            per_image["races"] = [row["races"] if row else None for row in race_rows]
+        else:
+            entropies = [race_entropy(row["probabilities"]) if row and row["person"] else None for row in race_rows]
         result["race_entropy"] = mean_or_none(entropies)
         result["race_images"] = sum(e is not None for e in entropies)
         result["race_unparsed"] = sum(row is None for row in race_rows)
         per_image["race_entropy"] = entropies
-    if vlm_judge is not None:
+    if judge_rows:
         scores = [row["score"] for row in judge_rows]
         result["vlm_score"] = mean_or_none(scores)
         result["vlm_unparsed"] = sum(score is None for score in scores)
@@ -387,20 +314,6 @@ def compute_privacy(predictions: list, references: list, *, protocol: str = "pro
     result["per_image"] = per_image
     result["models"] = models
     return result
-
-
-class PairJudge:
-    """The paper's VLMScore: original and safe image as two images, a two-step rubric, 0-100."""
-
-    def __init__(self, questions, max_new_tokens: int = 512):
-        self.questions, self.max_new_tokens = questions, max_new_tokens
-
-    def __call__(self, original: Image.Image, safe: Image.Image) -> dict:
-        return judge_pair(self.questions.chat, original, safe, self.max_new_tokens)
-
-    def describe(self) -> dict:
-        return {"rubric": "two images, two steps (list identifying elements, check each), score 0-100",
-                **self.questions.describe()}
 
 
 def _resized(rgb: np.ndarray) -> np.ndarray:

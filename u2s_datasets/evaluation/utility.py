@@ -14,6 +14,8 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
+from .protocols import check_protocol
+
 logger = logging.getLogger(__name__)
 
 
@@ -145,7 +147,7 @@ def utility(safe_train: list, raw_train: Optional[list], train_labels: list, tes
 def compute_utility(predictions: list, references: Optional[list], labels: list, test_images: list, test_labels: list,
                     *, backbone: str = "hist-hog", backbone_model: Optional[str] = None,
                     backbone_revision: Optional[str] = None, device: Optional[str] = None,
-                    local_files_only: bool = False, seed: int = 0, protocol: str = "project",
+                    local_files_only: bool = False, seed: int = 0, protocol: str = "u2s",
                     epochs: Optional[int] = None, learning_rate: Optional[float] = None, batch_size: Optional[int] = None,
                     recipe: str = "default", gradient_accumulation: Optional[int] = None) -> dict:
     """Train on safe (``predictions``) and raw (``references``) training images with ``labels``;
@@ -176,8 +178,7 @@ def compute_utility(predictions: list, references: Optional[list], labels: list,
     safe = [as_rgb(v, f"predictions[{i}] (safe training image)") for i, v in enumerate(predictions)]
     raw = [as_rgb(v, f"references[{i}] (raw training image)") for i, v in enumerate(references)] if references is not None else None
     test = [as_rgb(v, f"test_images[{i}]") for i, v in enumerate(test_images)]
-    if protocol not in ("project", "paper"):
-        raise ValueError(f"protocol must be 'project' or 'paper', got {protocol!r}")
+    protocol = check_protocol(protocol)
     if protocol == "paper" or recipe != "default":
         from .finetune import DEFAULT_MAE, MAEFineTuner
 
