@@ -42,11 +42,11 @@ def test_rows_keep_their_order_and_no_model_is_shared_between_threads():
 def test_inspection_side_by_side_equals_one_after_the_other(photo_bytes):
     images = [Image.fromarray(rgb(photo_bytes[name])) for name in ("grace_hopper", "page", "coffee", "astronaut")]
     labels = [None] * len(images)
-    config = resolve_config("local")
+    config = resolve_config("local", device="cpu")  # rows side by side is how the CPU runs them
     side_by_side = DetectorInspector(config)
-    side_by_side.text.workers = 2
+    side_by_side.rows.workers = 2
     one_by_one = DetectorInspector(config)
-    one_by_one.text.workers = 1
+    one_by_one.rows.workers = 1
     a, b = side_by_side.inspect(images, labels), one_by_one.inspect(images, labels)
     assert [[(r.category, r.box, r.label) for r in i.regions] for i in a] == [[(r.category, r.box, r.label) for r in i.regions] for i in b]
     assert any(r.category == "text_symbols" for r in a[1].regions), "the page's lines are found"
