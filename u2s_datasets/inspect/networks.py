@@ -21,7 +21,7 @@ class OnnxNetwork:
     """
 
     def __init__(self, model: bytes, device: str = "cpu", threads: int = 0, int8_path: str = None, backend: str = None):
-        self.device = device
+        self.device, self.int8 = device, int8_path is not None
         self.backend = backend or ("onnxruntime" if device == "cpu" else "torch")
         self.batch_pixels = CPU_BATCH_PIXELS if device == "cpu" else CUDA_BATCH_PIXELS
         # On the CPU only views that pad to the same multiple of 32 share a run (each sees exactly

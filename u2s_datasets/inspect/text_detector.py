@@ -4,6 +4,8 @@ import cv2
 import numpy as np
 
 SURE_ORIENTATION = 0.9  # angle classifier confidence above which only its choice is read
+SURE_READING = 0.95  # a reading this confident settles an unsure orientation (upside-down text reads at 0.5-0.85)
+BETTER_READING = 0.1  # the half turn replaces the classifier's pick when it reads this much more confidently
 TALL = 1.5  # a rectified line this much taller than wide is vertical text: read it turned by 90 degrees
 WINDOW = 16  # a long line is read this many heights at a time (about 20 characters)
 MAX_UPSCALE = 1.5  # 10 px text is found at 15 px; more multiplies the work (a 190 px strip would grow 4x)
@@ -114,7 +116,8 @@ class TextDetector:
 
         Tall crops are turned by 90 degrees first. With ``orientations`` the angle classifier
         picks between that view and its half turn; when it is unsure and its pick does not read
-        as text, the half turn is read too. Long lines are read a window at a time (``WINDOW``
+        as text with ``SURE_READING`` confidence, the half turn is read too, and kept if it reads
+        clearly better (``BETTER_READING``: near ties stay with the classifier, whatever the backend). Long lines are read a window at a time (``WINDOW``
         heights wide), stopping at the first window that reads as text: the recogniser's cost
         grows with the width, and one window decides.
         """
@@ -130,9 +133,9 @@ class TextDetector:
                 if confidence < SURE_ORIENTATION:
                     others[i] = np.rot90(picked[i], 2)
         best = self._read_windows(picked)
-        second = [i for i in others if not self._reads(*best[i])]
+        second = [i for i in others if not (self._reads(*best[i]) and best[i][1] >= SURE_READING)]
         for i, reading in zip(second, self._read_windows([others[i] for i in second])):
-            if reading[1] > best[i][1] or self._reads(*reading):
+            if self._better(reading, best[i]):
                 best[i] = reading
         return best
 
@@ -148,6 +151,12 @@ class TextDetector:
                 if score > best[j][1] or (k and self._reads(text, score)):
                     best[j] = (text, float(score))
         return best
+
+    def _better(self, turned: tuple, picked: tuple) -> bool:
+        turned_reads, picked_reads = self._reads(*turned), self._reads(*picked)
+        if turned_reads != picked_reads:
+            return turned_reads
+        return turned[1] > picked[1] + (BETTER_READING if picked_reads else 0.0)
 
     def _reads(self, text: str, score: float) -> bool:
         return score >= self.threshold and len(text.replace(" ", "")) >= self.min_chars
