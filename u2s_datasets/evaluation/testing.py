@@ -80,8 +80,12 @@ def save_random_vgg16(folder: str, seed: int = 0) -> str:
     return folder
 
 
-def save_random_vlm(folder: str, seed: int = 0) -> str:
-    """A LLaVA (CLIP vision tower + Llama, both tiny) with a processor and chat template: a judge that answers at random."""
+def save_random_vlm(folder: str, seed: int = 0, short_answers: bool = True) -> str:
+    """A LLaVA (CLIP vision tower + Llama, both tiny) with a processor and chat template: a judge that answers at random.
+
+    ``short_answers``: its generation config ends an answer at any end-of-word token, so that random
+    answers are a word or two instead of running to ``max_new_tokens`` (the paper's prompts allow 1024).
+    """
     from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration,
                               LlavaProcessor)
 
@@ -94,7 +98,11 @@ def save_random_vlm(folder: str, seed: int = 0) -> str:
                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     config = LlavaConfig(vision_config=vision, text_config=text, image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
                          vision_feature_layer=-1, vision_feature_select_strategy="default")
-    LlavaForConditionalGeneration(config).save_pretrained(folder, safe_serialization=True)
+    model = LlavaForConditionalGeneration(config)
+    if short_answers:
+        ends = [i for token, i in tokenizer.get_vocab().items() if token.endswith("</w>")]
+        model.generation_config.eos_token_id = [tokenizer.eos_token_id, *sorted(ends)]
+    model.save_pretrained(folder, safe_serialization=True)
     image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=8, vision_feature_select_strategy="default",
                    chat_template=CHAT_TEMPLATE, num_additional_image_tokens=1).save_pretrained(folder)

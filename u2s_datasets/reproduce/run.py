@@ -14,6 +14,7 @@
 
 import logging
 import os
+import time
 from typing import Optional
 
 from . import stages
@@ -47,25 +48,27 @@ def reproduce(dataset: str, out: str, tiny: bool = False, *, models: Optional[di
         plan = paper_plan(models, device)
         make = lambda: load_source(spec, data_dir, train_limit, test_limit)  # noqa: E731
 
-    data = stages.stage_data(out, make)
+    clock = _Clock()
+    data = clock("data", stages.stage_data(out, make))
     if spec.label_column is None and "label" in data["train"].column_names:  # the tiny photos' classes, for COCO's layout
         data = data.remove_columns("label")
     split = spec.eval_split
     with_utility = "label" in data["train"].column_names
     method_splits = sorted({"train", split}) if with_utility else [split]
 
-    stage1 = stages.stage_anonymize(os.path.join(out, "stage1"), data, sorted({"train", split}), plan, stages.editor_settings("blur", plan))
-    pairs = stages.stage_pairs(os.path.join(out, "pairs"), stage1["train"], plan)
-    finetuned = stages.stage_finetune(os.path.join(out, "finetuned"), pairs, plan)
+    stage1 = clock("stage1", stages.stage_anonymize(os.path.join(out, "stage1"), data, sorted({"train", split}), plan,
+                                                    stages.editor_settings("blur", plan)))
+    pairs = clock("pairs", stages.stage_pairs(os.path.join(out, "pairs"), stage1["train"], plan))
+    finetuned = clock("finetuned", stages.stage_finetune(os.path.join(out, "finetuned"), pairs, plan))
     anonymized = {"raw": None, "blur": stage1}
     for method in ("zero-shot", "fine-tuned"):
-        anonymized[method] = stages.stage_anonymize(os.path.join(out, "anonymized", method), data, method_splits, plan,
-                                                    stages.editor_settings(method, plan, finetuned))
+        anonymized[method] = clock(f"anonymized/{method}", stages.stage_anonymize(
+            os.path.join(out, "anonymized", method), data, method_splits, plan, stages.editor_settings(method, plan, finetuned)))
 
     rows = stages.evaluation_rows(stage1, split)
     os.makedirs(os.path.join(out, "metrics"), exist_ok=True)
-    metrics = {m: stages.stage_metrics(os.path.join(out, "metrics", f"{m}.json"), m, data, stage1, anonymized[m], spec, plan, rows)
-               for m in stages.METHODS}
+    metrics = {m: clock(f"metrics/{m}", stages.stage_metrics(os.path.join(out, "metrics", f"{m}.json"), m, data, stage1,
+                                                             anonymized[m], spec, plan, rows)) for m in stages.METHODS}
     settings = {"tiny": tiny, "dataset": spec.name, "hub_id": None if tiny or data_dir else spec.hub_id,
                 "data_dir": data_dir, "eval_split": split, "plan": plan.to_dict()}
     table = build_table(spec.name, metrics, settings)
@@ -73,6 +76,19 @@ def reproduce(dataset: str, out: str, tiny: bool = False, *, models: Optional[di
     table["paths"] = paths
     logger.info("table: %s", paths)
     return table
+
+
+class _Clock:
+    """Logs how long each stage took (a skipped, finished stage takes no time)."""
+
+    def __init__(self):
+        self.last = time.perf_counter()
+
+    def __call__(self, name, value):
+        now = time.perf_counter()
+        logger.info("stage %s: %.1f s", name, now - self.last)
+        self.last = now
+        return value
 
 
 __all__ = ["reproduce", "markdown"]
