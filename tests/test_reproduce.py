@@ -135,3 +135,13 @@ def test_data_dir_is_read_as_an_imagefolder(tmp_path):
     data = load_source(dataset_spec("caltech101"), data_dir=str(tmp_path), train_limit=4)
     assert len(data["train"]) == 4 and len(data["test"]) == 4 and data["train"].column_names == ["image", "label"]
     assert data["train"].features["label"].names == ["cat", "cup"]
+
+
+def test_plain_labels_share_one_class_list(tmp_path, monkeypatch):
+    from u2s_datasets.reproduce import sources
+
+    parts = {"train": datasets.Dataset.from_dict({"image": [None] * 3, "kind": ["cup", "cat", "cup"]}),
+             "test": datasets.Dataset.from_dict({"image": [None] * 2, "kind": ["cup", "cup"]})}
+    monkeypatch.setattr(sources, "_hub", lambda spec, split: parts["train" if split == "train" else "test"])
+    data = load_source(dataset_spec("indoor67", label_column="kind"))
+    assert data["train"].features["label"].names == ["cat", "cup"] and data["test"]["label"] == [1, 1]

@@ -7,13 +7,10 @@ val2014, the split the paper held out of the editor's training (train2014), and 
 classify (its utility task, captioning, is not part of this command).
 """
 
-import logging
 from dataclasses import dataclass, replace
 from typing import Optional
 
 import datasets
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,6 +60,14 @@ def load_source(spec: DatasetSpec, data_dir: Optional[str] = None, train_limit: 
         if limit is not None and limit < len(part):
             part = part.shuffle(seed=seed).select(range(limit)).flatten_indices()
         out[name] = _normalised(part, image, label, spec.name)
+    if label and not isinstance(out["train"].features["label"], datasets.ClassLabel):
+        # Plain labels: one class list for both splits, from the training split's values.
+        names = sorted({str(v) for v in out["train"]["label"]})
+        for name in out:
+            unseen = {str(v) for v in out[name]["label"]} - set(names)
+            if unseen:
+                raise ValueError(f"{spec.name}: the {name} split has labels the training split lacks: {sorted(unseen)[:5]}")
+            out[name] = out[name].cast_column("label", datasets.Value("string")).cast_column("label", datasets.ClassLabel(names=names))
     return datasets.DatasetDict(out)
 
 
@@ -88,6 +93,4 @@ def _normalised(part, image: str, label: Optional[str], name: str):
         part = part.rename_column(image, "image")
     if label and label != "label":
         part = part.rename_column(label, "label")
-    if label and not isinstance(part.features["label"], datasets.ClassLabel):
-        part = part.class_encode_column("label")
     return part
