@@ -75,3 +75,23 @@ def test_cli_errors_are_clear(evaluate_cli, saved_dataset, tmp_path, capsys):
     assert evaluate_cli(["evaluate", saved_dataset, "--metrics", "privacy", "--safe-column", "edited",
                          "--out", str(tmp_path)]) == 2
     assert "no column 'edited'" in capsys.readouterr().err
+
+
+def test_utility_recipe_paper_fine_tunes_mae_with_the_authors_recipe(evaluate_cli, tmp_path):
+    from u2s_datasets.evaluation.testing import save_random_mae
+    from u2s_datasets.reproduce.tiny import tiny_dataset
+
+    data = tiny_dataset(views_per_photo=1)
+    encoded = data["train"].cast_column("image", datasets.Image(decode=False))["image"]
+    data["train"] = data["train"].add_column("safe_image", encoded, feature=datasets.Image())
+    folder = str(tmp_path / "ds")
+    data.save_to_disk(folder)
+    mae = save_random_mae(str(tmp_path / "mae"))
+    for recipe in ("paper", "default"):
+        out = str(tmp_path / recipe)
+        assert evaluate_cli(["evaluate", folder, "--metrics", "utility", "--out", out, "--utility-recipe", recipe,
+                             "--utility-epochs", "1", "--backbone-model", mae, "--protocol", "paper"]) == 0
+        utility = json.load(open(os.path.join(out, "metrics.json")))["utility"]
+        assert utility["recipe"] == recipe and utility["protocol"] == "paper"
+        assert mae in json.dumps(utility["models"]["backbone"])
+        assert 0.0 <= utility["safe_accuracy"] <= 1.0 and utility["safe_accuracy"] == utility["raw_accuracy"]  # safe = raw here

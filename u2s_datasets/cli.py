@@ -5,7 +5,8 @@ import importlib
 import logging
 import sys
 
-COMMANDS = ("anonymize", "demo", "evaluate", "finetune", "pairs", "publish", "review", "apply_review", "convert_internvl", "tune")
+COMMANDS = ("anonymize", "demo", "evaluate", "finetune", "pairs", "publish", "reproduce", "review", "apply_review", "convert_internvl",
+            "tune")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -46,6 +46,11 @@ def register(subparsers):
     parser.add_argument("--judge-model", help="privacy: transformers VLM for the unlinkability judge")
     parser.add_argument("--judge-revision")
     parser.add_argument("--utility-backbone", default="hist-hog", choices=("hist-hog", "transformers"))
+    parser.add_argument("--utility-recipe", choices=("default", "paper"), default="default",
+                        help="utility: how the MAE classifier fine-tunes; paper: the authors' MAE recipe (100 epochs, lr 5e-4, "
+                             "batch 64 x 4, RandAugment, drop path, layer decay; docs/evaluation.md). It fine-tunes MAE "
+                             "(--backbone-model, default facebook/vit-mae-base) whatever --utility-backbone says")
+    parser.add_argument("--utility-epochs", type=int, help="utility: epochs, over the recipe's")
     parser.add_argument("--backbone-model")
     parser.add_argument("--backbone-revision")
     parser.add_argument("--device")
@@ -266,5 +271,5 @@ def _utility(args, model) -> dict:
         _column(test, args.image_column, "the test split"),
         _column(test, args.label_column, "the test split"),
         backbone=args.utility_backbone, backbone_model=args.backbone_model, backbone_revision=args.backbone_revision,
-        protocol=args.protocol, **model,
+        protocol=args.protocol, recipe=args.utility_recipe, epochs=args.utility_epochs, **model,
     )
