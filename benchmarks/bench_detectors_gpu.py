@@ -80,8 +80,8 @@ def main():
 
 
 def recall(gpu: str):
-    from u2s_datasets.testing_data import face_set, text_set
-    from u2s_datasets.testing_readers import FaceJudge, StringReader
+    from u2s_datasets.testing.recall_set import face_set, text_set
+    from u2s_datasets.testing.readers import FaceJudge, StringReader
 
     sets = {"text": text_set(16), "large": face_set(2),
             "small": face_set(4, widths=SMALL_WIDTHS, angles=SMALL_ANGLES, long_side=SMALL_SIDES)}

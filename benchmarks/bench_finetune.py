@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from u2s_datasets.edit.dual_prompt import install_dual_prompt
-from u2s_datasets.edit.testing import random_sd_editing_pipeline
+from u2s_datasets.testing.pipelines import random_sd_editing_pipeline
 from u2s_datasets.train.objective import InstructPix2PixObjective
 
 

@@ -15,7 +15,7 @@ import scipy.ndimage as ndimage
 import skimage.data
 from PIL import Image
 
-from u2s_datasets.jpeg_lossless import edit_jpeg_region
+from u2s_datasets.imaging.jpeg_lossless import edit_jpeg_region
 
 
 def case(side: int):

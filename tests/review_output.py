@@ -9,7 +9,7 @@ import tempfile
 import datasets
 from PIL import Image
 
-from u2s_datasets.runner import anonymize, write_config
+from u2s_datasets.run import anonymize, write_config
 from u2s_datasets.samples import sample_images
 from u2s_datasets.transform import Unsafe2Safe
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import rgb
 
 from u2s_datasets import columns as C
-from u2s_datasets import folders
+from u2s_datasets.run import folders
 from u2s_datasets.cli import main
 from u2s_datasets.columns import OUTPUT_FEATURES
 from u2s_datasets.inspect.detectors import CenterFaceDetector

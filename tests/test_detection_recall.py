@@ -16,8 +16,8 @@ from PIL import Image, ImageOps
 from u2s_datasets import Unsafe2Safe
 from u2s_datasets.samples import sample_images
 from u2s_datasets.taxonomy import parent_category
-from u2s_datasets.testing_data import face_set, paste_faces, text_set
-from u2s_datasets.testing_readers import FaceJudge, StringReader
+from u2s_datasets.testing.recall_set import face_set, paste_faces, text_set
+from u2s_datasets.testing.readers import FaceJudge, StringReader
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +170,7 @@ def test_a_large_photo_read_by_regions_gives_the_same_finds():
     from PIL import ImageDraw, ImageFont
 
     from u2s_datasets.inspect.detectors import CenterFaceDetector, RegionReader, TextDetector
-    from u2s_datasets.testing_data import font_path
+    from u2s_datasets.testing.recall_set import font_path
 
     item = large_photo_with_faces(3600, 900, [("grace_hopper", 32, 0), ("camera", 48, -45)], seed=7)
     image = item.image.copy()

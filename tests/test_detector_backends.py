@@ -16,7 +16,7 @@ from u2s_datasets.inspect.centerface import as_batch, centerface_model
 from u2s_datasets.inspect.detectors import CenterFaceDetector
 from u2s_datasets.inspect.onnx_torch import OnnxModule
 from u2s_datasets.inspect.quantized import int8_model, sample_views
-from u2s_datasets.testing_data import face_set
+from u2s_datasets.testing.recall_set import face_set
 
 RECALL = dict(min_face=16, angles=(-45, 45), proposal_threshold=0.1, turned_min_face=24, turned_proposal_threshold=0.03, tile=768)
 
@@ -116,7 +116,7 @@ def test_on_cuda_the_detector_finds_what_the_cpu_finds(photo_bytes, recall_photo
 
 
 def test_without_an_nvidia_driver_the_detectors_need_no_torch():
-    from u2s_datasets.devices import _nvidia_driver
+    from u2s_datasets.models.devices import _nvidia_driver
 
     if _nvidia_driver():
         pytest.skip("an NVIDIA driver is loaded here")
@@ -128,7 +128,7 @@ def test_without_an_nvidia_driver_the_detectors_need_no_torch():
 
 @pytest.fixture(scope="module")
 def text_photos(photo_bytes):
-    from u2s_datasets.testing_data import text_set
+    from u2s_datasets.testing.recall_set import text_set
 
     return [rgb(photo_bytes["page"])] + [np.asarray(item.image.convert("RGB")) for item in text_set(3)]
 

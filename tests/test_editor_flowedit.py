@@ -21,7 +21,7 @@ from u2s_datasets.config import resolve_config
 from u2s_datasets.edit.flowedit import FlowEditEditor, encode_images, source_prompt, target_prompt
 from u2s_datasets.edit.flowedit_sampler import encode_prompts, flowedit
 from u2s_datasets.edit.masks import region_mask
-from u2s_datasets.edit.testing import random_sd3_pipeline
+from u2s_datasets.testing.pipelines import random_sd3_pipeline
 from u2s_datasets.records import EditRequest, Inspection, Instruction
 
 FACES = ("astronaut", "camera")

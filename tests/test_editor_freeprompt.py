@@ -12,7 +12,7 @@ from u2s_datasets import Unsafe2Safe
 from u2s_datasets.config import resolve_config
 from u2s_datasets.edit.freeprompt import FreePromptAttnProcessor, FreePromptControl, FreePromptEditor
 from u2s_datasets.edit.masks import region_mask
-from u2s_datasets.edit.testing import random_sd_editing_pipeline
+from u2s_datasets.testing.pipelines import random_sd_editing_pipeline
 from u2s_datasets.records import EditRequest, Inspection, Instruction
 from u2s_datasets.samples import sample_images
 

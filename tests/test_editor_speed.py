@@ -11,8 +11,8 @@ from PIL import Image
 from u2s_datasets.config import resolve_config
 from u2s_datasets.edit.ip2p import InstructPix2PixEditor
 from u2s_datasets.edit.ip2p_sampler import guidance_passes, sample_ip2p
-from u2s_datasets.edit.testing import random_sd_editing_pipeline
-from u2s_datasets.edit.testing_lora import save_random_lcm_lora
+from u2s_datasets.testing.pipelines import random_sd_editing_pipeline
+from u2s_datasets.testing.lora import save_random_lcm_lora
 from u2s_datasets.records import EditRequest, Inspection, Instruction
 
 STEPS = 3

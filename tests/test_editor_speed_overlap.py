@@ -14,7 +14,7 @@ from PIL import Image
 from u2s_datasets import Unsafe2Safe
 from u2s_datasets import columns as C
 from u2s_datasets.edit.ip2p import InstructPix2PixEditor
-from u2s_datasets.edit.testing import random_sd_editing_pipeline
+from u2s_datasets.testing.pipelines import random_sd_editing_pipeline
 from u2s_datasets.rows import Row
 from u2s_datasets.samples import sample_images
 

@@ -21,7 +21,7 @@ from u2s_datasets.edit.dual_prompt import (DUAL_PROMPT_FOLDER, dual_prompt_param
                                            install_dual_prompt, load_dual_prompt, save_dual_prompt)
 from u2s_datasets.edit.ip2p import InstructPix2PixEditor
 from u2s_datasets.edit.masks import region_mask
-from u2s_datasets.edit.testing import random_flux_kontext_pipeline, random_sd_editing_pipeline
+from u2s_datasets.testing.pipelines import random_flux_kontext_pipeline, random_sd_editing_pipeline
 from u2s_datasets.records import EditRequest, Inspection, Instruction, Region
 
 FACES = ("astronaut", "grace_hopper", "camera")
@@ -247,14 +247,14 @@ def test_grid_keeps_aspect_and_rounds_to_the_grid():
 
 
 def _forked(batch, rank):
-    from u2s_datasets.devices import in_forked_worker
+    from u2s_datasets.models.devices import in_forked_worker
 
     return {"forked": [in_forked_worker()] * len(batch["x"])}
 
 
 def test_datasets_workers_are_recognised_as_forked():
     # CUDA cannot start there, and the OpenMP pool must be reset there: both rely on this.
-    from u2s_datasets.devices import in_forked_worker
+    from u2s_datasets.models.devices import in_forked_worker
 
     ds = datasets.Dataset.from_dict({"x": list(range(4))})
     assert not in_forked_worker()

@@ -78,7 +78,7 @@ def test_cli_errors_are_clear(evaluate_cli, saved_dataset, tmp_path, capsys):
 
 
 def test_utility_recipe_paper_fine_tunes_mae_with_the_authors_recipe(evaluate_cli, tmp_path):
-    from u2s_datasets.evaluation.testing import save_random_mae
+    from u2s_datasets.testing.evaluation_models import save_random_mae
     from u2s_datasets.reproduce.tiny import tiny_dataset
 
     data = tiny_dataset(views_per_photo=1)

@@ -15,7 +15,10 @@ from photos import astronaut, coffee, page
 
 from u2s_datasets import Unsafe2Safe
 from u2s_datasets.edit.masks import region_mask
-from u2s_datasets.images import compose, decode, encode, inspection_views, passthrough_bytes, to_rgb
+from u2s_datasets.imaging.compose import compose
+from u2s_datasets.imaging.decode import decode
+from u2s_datasets.imaging.encode import encode, passthrough_bytes
+from u2s_datasets.imaging.modes import inspection_views, to_rgb
 from u2s_datasets.inspect.detectors import TextDetector
 
 

@@ -10,9 +10,15 @@ import scipy.ndimage as ndimage
 import skimage.data
 from PIL import Image
 
-from u2s_datasets.metadata import strip_jpeg_metadata
-from u2s_datasets.jpeg_lossless import (
-    UPSAMPLING_REACH, UnsupportedJpeg, edit_jpeg_region, parse_layout, touched_blocks, touched_pixels)
+from u2s_datasets.imaging.metadata import strip_jpeg_metadata
+from u2s_datasets.imaging.jpeg_lossless import (
+    UPSAMPLING_REACH,
+    UnsupportedJpeg,
+    edit_jpeg_region,
+    parse_layout,
+    touched_blocks,
+    touched_pixels,
+)
 from u2s_datasets.samples import sample_images
 
 

@@ -16,8 +16,8 @@ from u2s_datasets.inspect.plates import plate_shape, plate_text
 from u2s_datasets.records import Region
 from u2s_datasets.samples import sample_images
 from u2s_datasets.taxonomy import REGION_CATEGORY_IDS, get_category, parent_category
-from u2s_datasets.testing_data import FONTS, draw_strings
-from u2s_datasets.verify import _areas
+from u2s_datasets.testing.recall_set import FONTS, draw_strings
+from u2s_datasets.inspect.verify import _areas
 
 
 @pytest.mark.parametrize("text", ["AB12 CDE", "AB12CDE", "B MW 1234", "AB-123-CD", "7ABC123", "KR 1AB23", "ABCD 123", "12-ABC-3"])

@@ -14,9 +14,9 @@ from metadata_carriers import FORMATS, SECRET, embedded_images, faces_in, icc_wi
 from PIL import Image, ImageCms
 
 from u2s_datasets import Unsafe2Safe
-from u2s_datasets.images import decode
+from u2s_datasets.imaging.decode import decode
 from u2s_datasets.inspect.detectors import CenterFaceDetector
-from u2s_datasets.metadata import clean_icc_profile, png_chunks, strip_jpeg_metadata, strip_png_metadata
+from u2s_datasets.imaging.metadata import clean_icc_profile, png_chunks, strip_jpeg_metadata, strip_png_metadata
 
 ROWS = [(fmt, private) for fmt in FORMATS for private in (False, True)]
 

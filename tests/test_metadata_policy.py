@@ -19,7 +19,7 @@ from PIL import Image, ImageOps, TiffImagePlugin
 from u2s_datasets import Unsafe2Safe
 from u2s_datasets.hub import push_safe_dataset
 from u2s_datasets.inspect.detectors import CenterFaceDetector
-from u2s_datasets.metadata import clean_icc_profile, png_chunks
+from u2s_datasets.imaging.metadata import clean_icc_profile, png_chunks
 
 CLEAN_ICC = clean_icc_profile(icc_with_text())  # the profile as it is kept: colour data only, text empty
 NEVER = ("gps", "serials", "maker-notes", "thumbnails", "xmp", "iptc", "comments", "exif", "GPS", "serial_numbers", "thumbnail")

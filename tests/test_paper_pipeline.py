@@ -9,7 +9,7 @@ import pytest
 from test_stage1_openai import ASTRONAUT_ANSWER, INSTRUCTION, PHOTOS, ChatServer, good_reply
 
 from u2s_datasets import Unsafe2Safe
-from u2s_datasets.edit.testing import random_sd_editing_pipeline
+from u2s_datasets.testing.pipelines import random_sd_editing_pipeline
 
 
 @pytest.fixture(scope="module")

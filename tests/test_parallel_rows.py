@@ -11,8 +11,8 @@ from u2s_datasets.config import resolve_config
 from u2s_datasets.inspect.local import DetectorInspector
 from u2s_datasets.inspect.row_pool import RowPool
 from u2s_datasets.inspect.text_detector import WINDOW, TextDetector, _windows
-from u2s_datasets.testing_data import font_path
-from u2s_datasets.verify import _areas
+from u2s_datasets.testing.recall_set import font_path
+from u2s_datasets.inspect.verify import _areas
 
 
 def test_rows_keep_their_order_and_no_model_is_shared_between_threads():

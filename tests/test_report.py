@@ -107,7 +107,7 @@ def test_a_model_that_cannot_load_stops_with_one_line_and_keeps_what_was_compute
 def test_demo_page_draws_regions_and_shows_settings_as_a_table(tmp_path):
     from review_output import fresh_output
     from u2s_datasets.commands.demo import render_page
-    from u2s_datasets.runner import summarize
+    from u2s_datasets.run import summarize
     from u2s_datasets.transform import Unsafe2Safe
 
     result = datasets.load_from_disk(fresh_output(tmp_path / "out")).rename_column("file_name", "name")

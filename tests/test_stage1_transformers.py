@@ -34,7 +34,7 @@ def photos():
     return [images[name] for name in ("astronaut", "coffee", "grace_hopper", "chelsea")]
 
 
-from u2s_datasets.devices import resolve_device
+from u2s_datasets.models.devices import resolve_device
 
 
 def _config(vlm_dir, lm_dir, **overrides):

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from u2s_datasets.config import resolve_config
 from u2s_datasets.edit.flow_editors import FluxKontextEditor
-from u2s_datasets.edit.testing import random_flux_kontext_pipeline
+from u2s_datasets.testing.pipelines import random_flux_kontext_pipeline
 from u2s_datasets.train import build_pairs
 from u2s_datasets.train.kontext import finetune_kontext
 from u2s_datasets.train.loop import LOG_FILE

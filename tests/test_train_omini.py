@@ -17,7 +17,7 @@ from u2s_datasets.config import resolve_config
 from u2s_datasets.edit.diffusion import EditorModelError
 from u2s_datasets.edit.masks import region_mask
 from u2s_datasets.edit.omini import LORA_FOLDER, LORA_WEIGHTS, OMINI_FILE, FluxOminiEditor, OminiTransformer, lora_layers
-from u2s_datasets.edit.testing import random_flux_pipeline
+from u2s_datasets.testing.pipelines import random_flux_pipeline
 from u2s_datasets.train import build_pairs
 from u2s_datasets.train.loop import LOG_FILE
 from u2s_datasets.train.omini import OminiFinetuneConfig, OminiObjective, add_omini_lora, finetune_omini, prodigy

@@ -20,7 +20,7 @@ from u2s_datasets import columns as C
 from u2s_datasets.cli import main
 from u2s_datasets.config import resolve_config
 from u2s_datasets.edit.masks import region_mask
-from u2s_datasets.edit.testing import random_sd3_pipeline
+from u2s_datasets.testing.pipelines import random_sd3_pipeline
 from u2s_datasets.train import build_pairs, load_pairs
 from u2s_datasets.train.clip_filter import PairClip, passes_clip_ratio
 from u2s_datasets.train.pairs import CLIP_EDIT, CLIP_ORIG, SOURCE_IMAGE, TARGET_IMAGE

@@ -11,7 +11,7 @@ from u2s_datasets.edit.dual_prompt import (DUAL_PROMPT_FOLDER, dual_prompt_mode,
                                            install_dual_prompt, save_dual_prompt)
 from u2s_datasets.edit.ip2p import InstructPix2PixEditor
 from u2s_datasets.edit.safe_attention import SafeAttnProcessor
-from u2s_datasets.edit.testing import random_sd_editing_pipeline
+from u2s_datasets.testing.pipelines import random_sd_editing_pipeline
 from u2s_datasets.records import EditRequest, Inspection, Instruction
 from u2s_datasets.samples import sample_images
 

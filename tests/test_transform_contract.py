@@ -280,7 +280,7 @@ def test_non_numeric_arrays_are_a_row_error():
 
 
 def test_image_folder_names_stay_inside_the_output(tmp_path):
-    from u2s_datasets.folders import _inside
+    from u2s_datasets.run.folders import _inside
 
     assert _inside("people/a.jpg", 0) == "people/a.jpg"
     for bad in ("../escape.jpg", "/etc/passwd", "a/../../b.jpg"):

@@ -12,7 +12,7 @@ import torch
 from PIL import Image, ImageOps
 
 from u2s_datasets import Unsafe2Safe
-from u2s_datasets.edit.testing import random_sd_editing_pipeline
+from u2s_datasets.testing.pipelines import random_sd_editing_pipeline
 from u2s_datasets.samples import sample_images
 
 from tiny_models import tiny_clip

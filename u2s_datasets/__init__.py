@@ -11,7 +11,7 @@ from .config import PRESETS, U2SConfig, resolve_config
 from .columns import OUTPUT_FEATURES
 from .taxonomy import CATEGORIES, CATEGORY_IDS
 from .transform import Unsafe2Safe
-from .runner import Summary, anonymize
+from .run import Summary, anonymize
 from .hub import push_safe_dataset
 from .evaluation.loading import load_metric
 

@@ -246,7 +246,7 @@ def _check_value(key, value):
     if key in ("face_min_size", "face_turned_min_size") and value is not None and (value < 0 or 0 < value < MIN_FACE_SIZE):
         raise ValueError(f"{key}={value!r} must be 0 (off) or at least {MIN_FACE_SIZE} pixels")
     if key == "keep_metadata":
-        from .metadata_policy import check_keep_metadata
+        from .imaging.metadata_policy import check_keep_metadata
 
         check_keep_metadata(value)
     if key == "fill_color" and (len(value) != 3 or not all(isinstance(v, int) and 0 <= v <= 255 for v in value)):

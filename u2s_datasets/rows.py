@@ -7,8 +7,9 @@ import cv2
 import numpy as np
 
 from . import columns as C
-from .images import encode, kept_metadata, passthrough_bytes, redacted_like
-from .metadata_policy import policy_of
+from .imaging.encode import encode, kept_metadata, passthrough_bytes
+from .imaging.compose import redacted_like
+from .imaging.metadata_policy import policy_of
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class Row:
         ) and self.mask is not None and decoded.format == "JPEG" and decoded.source_bytes and output.image_format == "auto":
             # Only the JPEG blocks the regions touch are coded again; every other block is the input's own.
             try:
-                from .jpeg_lossless import UnsupportedJpeg, edit_jpeg_region
+                from .imaging.jpeg_lossless import UnsupportedJpeg, edit_jpeg_region
             except ImportError:
                 pass
             else:

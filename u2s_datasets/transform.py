@@ -12,8 +12,10 @@ from . import columns as C
 from .config import resolve_config
 from .edit.masks import region_mask
 from .inspect import column_regions
-from .images import ImageError, compose, decode, inspection_views, redacted_like, to_rgb
-from .metadata_policy import policy_of
+from .imaging.decode import ImageError, decode
+from .imaging.compose import compose, redacted_like
+from .imaging.modes import inspection_views, to_rgb
+from .imaging.metadata_policy import policy_of
 from .overlap import run_parts
 from .records import EditRequest, Inspection
 from .registry import resolve
@@ -177,7 +179,7 @@ class Unsafe2Safe:
             editor = resolve("editor", self.config.edit.editor)(self.config, rank=rank)
             verifier = None
             if self.config.edit.verify_edits:
-                from .verify import EditVerifier
+                from .inspect.verify import EditVerifier
 
                 verifier = EditVerifier(self.config)
             self._stages, self._stages_rank = (inspector, instructor, editor, verifier), rank
@@ -343,7 +345,7 @@ def _is_image(result) -> Optional[str]:
 
 
 def _pil_or_none(image):
-    from .images import dataset_image
+    from .imaging.encode import dataset_image
 
     return None if image is None else dataset_image(image["bytes"])
 

@@ -7,7 +7,7 @@ import tempfile
 import datasets
 
 from .. import columns as C
-from ..folders import (
+from ..run.folders import (
     ORIGINALS_FOLDER,
     cache_outside,
     check_output,
@@ -18,7 +18,7 @@ from ..folders import (
     write_image_folder,
 )
 from ..run.cli_options import add_run_arguments, run_from_args
-from ..runner import anonymize, write_config
+from ..run import anonymize, write_config
 from ..transform import Unsafe2Safe
 
 

@@ -6,7 +6,7 @@ import os
 from PIL import Image
 
 from .. import columns as C
-from ..runner import anonymize
+from ..run import anonymize
 from ..templates import render, settings_rows, thumbnail_url
 from ..samples import sample_dataset
 from ..transform import Unsafe2Safe

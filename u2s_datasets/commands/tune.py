@@ -16,9 +16,10 @@ import datasets
 from tqdm.auto import tqdm
 
 from ..config import resolve_config
-from ..folders import load_input
-from ..images import ImageError, decode, to_rgb
-from ..metadata_policy import policy_of
+from ..run.folders import load_input
+from ..imaging.decode import ImageError, decode
+from ..imaging.modes import to_rgb
+from ..imaging.metadata_policy import policy_of
 from ..templates import render, thumbnail_url
 from .anonymize import _parse_setting
 

@@ -11,18 +11,11 @@ import math
 import numpy as np
 from PIL import Image
 
-from ..devices import in_forked_worker, resolve_device, resolve_dtype
+from ..models.devices import in_forked_worker, resolve_device, resolve_dtype
+from .errors import EditorModelError, EditorRunError
 from .speedups import deterministic_kernels, load_few_step_lora, quantize_fp8
 
 logger = logging.getLogger(__name__)
-
-
-class EditorModelError(RuntimeError):
-    """The editor's model could not be loaded (missing, incomplete, or without safetensors weights)."""
-
-
-class EditorRunError(RuntimeError):
-    """The editor could not edit a group of images (out of memory, non-finite output)."""
 
 
 class DiffusionEditor:

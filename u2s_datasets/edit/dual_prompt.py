@@ -34,6 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cross_attention import close_cross_attention, cross_attentions, heads, open_cross_attention
+from .safe_attention import SafeAttnProcessor
+
 logger = logging.getLogger(__name__)
 
 DUAL_PROMPT_FOLDER = "dual_prompt"
@@ -74,7 +77,7 @@ class DualPromptAttnProcessor(nn.Module):
             attn, hidden_states, encoder_hidden_states, attention_mask, temb, self.instruction_tokens, type(self).__name__
         )
         head_dim = attn.to_k.out_features // attn.heads
-        query = _heads(attn.to_q(hidden_states), batch_size, attn.heads, head_dim)
+        query = heads(attn.to_q(hidden_states), batch_size, attn.heads, head_dim)
         if attn.norm_q is not None:
             query = attn.norm_q(query)
 
@@ -86,66 +89,16 @@ class DualPromptAttnProcessor(nn.Module):
 
     @staticmethod
     def _attend(attn, query, key, value, attention_mask, batch_size, head_dim):
-        key = _heads(key, batch_size, attn.heads, head_dim)
-        value = _heads(value, batch_size, attn.heads, head_dim)
+        key = heads(key, batch_size, attn.heads, head_dim)
+        value = heads(value, batch_size, attn.heads, head_dim)
         if attn.norm_k is not None:
             key = attn.norm_k(key)
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False)
         return out.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim).to(query.dtype)
 
 
-def open_cross_attention(attn, hidden_states, encoder_hidden_states, attention_mask, temb, instruction_tokens, who):
-    """diffusers' attention preamble for a dual-prompt processor, with the text split into its two prompts.
-
-    Returns ``(residual, shape, hidden_states, instruction, public, attention_mask, batch_size)``;
-    ``shape`` is the 4-D input shape to restore, or None.
-    """
-    residual = hidden_states
-    if attn.spatial_norm is not None:
-        hidden_states = attn.spatial_norm(hidden_states, temb)
-    shape = tuple(hidden_states.shape) if hidden_states.ndim == 4 else None
-    if shape is not None:
-        hidden_states = hidden_states.view(shape[0], shape[1], shape[2] * shape[3]).transpose(1, 2)
-    if encoder_hidden_states is None:
-        raise ValueError(f"{who} is for cross-attention; it got no encoder_hidden_states")
-    batch_size = encoder_hidden_states.shape[0]
-    instruction = encoder_hidden_states[:, :instruction_tokens]
-    public = encoder_hidden_states[:, instruction_tokens:]
-    if attention_mask is not None:
-        attention_mask = attn.prepare_attention_mask(attention_mask, instruction.shape[1], batch_size)
-        attention_mask = attention_mask.view(batch_size, attn.heads, -1, attention_mask.shape[-1])
-    if attn.group_norm is not None:
-        hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
-    if attn.norm_cross:
-        instruction = attn.norm_encoder_hidden_states(instruction)
-        public = attn.norm_encoder_hidden_states(public) if public.shape[1] else public
-    return residual, shape, hidden_states, instruction, public, attention_mask, batch_size
-
-
-def close_cross_attention(attn, hidden_states, residual, shape):
-    """diffusers' attention epilogue: output projection, 4-D shape back, residual, rescale."""
-    hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
-    if shape is not None:
-        hidden_states = hidden_states.transpose(-1, -2).reshape(*shape)
-    if attn.residual_connection:
-        hidden_states = hidden_states + residual
-    return hidden_states / attn.rescale_output_factor
-
-
-def _heads(x, batch_size, heads, head_dim):
-    return x.view(batch_size, -1, heads, head_dim).transpose(1, 2)
-
-
-def _cross_attentions(unet) -> dict:
-    from diffusers.models.attention_processor import Attention
-
-    return {name: m for name, m in unet.named_modules() if isinstance(m, Attention) and m.is_cross_attention}
-
-
 def processor_class(mode: str):
     """The processor class of a dual-prompt mode: ``"gated"`` or ``"paper"``."""
-    from .safe_attention import SafeAttnProcessor
-
     classes = {"gated": DualPromptAttnProcessor, "paper": SafeAttnProcessor}
     if mode not in classes:
         raise ValueError(f"dual-prompt mode {mode!r} is not one of {tuple(classes)}")
@@ -156,7 +109,7 @@ def install_dual_prompt(unet, instruction_tokens: int, mode: str = "gated") -> d
     """Put fresh processors of ``mode`` on every cross-attention of ``unet``; returns them by layer name."""
     cls = processor_class(mode)
     processors = {}
-    for name, attn in _cross_attentions(unet).items():
+    for name, attn in cross_attentions(unet).items():
         processors[name] = cls.from_attention(attn, instruction_tokens)
         attn.set_processor(processors[name])
     if not processors:
@@ -168,7 +121,7 @@ def remove_dual_prompt(unet) -> None:
     """Back to plain SDPA cross-attention (the dual-prompt weights are dropped)."""
     from diffusers.models.attention_processor import AttnProcessor2_0
 
-    for attn in _cross_attentions(unet).values():
+    for attn in cross_attentions(unet).values():
         if _is_dual(attn.processor):
             attn.set_processor(AttnProcessor2_0())
 
@@ -178,7 +131,7 @@ def _is_dual(processor) -> bool:
 
 
 def dual_prompt_processors(unet) -> dict:
-    return {name: attn.processor for name, attn in _cross_attentions(unet).items() if _is_dual(attn.processor)}
+    return {name: attn.processor for name, attn in cross_attentions(unet).items() if _is_dual(attn.processor)}
 
 
 def dual_prompt_mode(unet) -> Optional[str]:
@@ -216,7 +169,7 @@ def save_dual_prompt(pipe, folder: str) -> None:
     try:
         pipe.save_pretrained(folder, safe_serialization=True)
     finally:
-        attentions = _cross_attentions(pipe.unet)
+        attentions = cross_attentions(pipe.unet)
         for name, processor in processors.items():
             attentions[name].set_processor(processor)
     target = os.path.join(folder, DUAL_PROMPT_FOLDER)

@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .diffusion import DiffusionEditor, EditorModelError
+from .diffusion import DiffusionEditor
+from .errors import EditorModelError
 
 logger = logging.getLogger(__name__)
 

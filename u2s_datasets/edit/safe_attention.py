@@ -21,7 +21,7 @@ import copy
 import torch
 from torch import nn
 
-from .dual_prompt import close_cross_attention, open_cross_attention
+from .cross_attention import close_cross_attention, open_cross_attention
 
 
 class SafeAttnProcessor(nn.Module):

@@ -3,6 +3,8 @@
 import logging
 import os
 
+from .errors import EditorModelError
+
 logger = logging.getLogger(__name__)
 
 
@@ -12,8 +14,6 @@ def load_few_step_lora(pipe, lora: str, weight_name=None, revision=None, local_f
     Fused and unloaded, the denoiser is a plain model again: no adapter overhead per step,
     and ``torch.compile`` / fp8 see ordinary linear layers.
     """
-    from .diffusion import EditorModelError
-
     try:
         import peft  # noqa: F401  (diffusers loads LoRAs through peft)
     except ImportError as e:

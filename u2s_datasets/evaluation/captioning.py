@@ -108,7 +108,7 @@ class Blip2CaptionTuner:
     def _load(self):
         from transformers import Blip2ForConditionalGeneration, Blip2Processor
 
-        from ..devices import resolve_device
+        from ..models.devices import resolve_device
 
         options = dict(revision=self.revision, local_files_only=self.local_files_only)
         try:

@@ -69,7 +69,7 @@ def lpips_scores(originals: list, safes: list, backbone: str, revision: Optional
     """LPIPS (VGG, v0.1) per pair; the backbone's weights from ``backbone`` (folder, file or hub id)."""
     import torch
 
-    from ..devices import resolve_device
+    from ..models.devices import resolve_device
     from .cache import cached
     from .lpips_vgg import LPIPSVGG
 

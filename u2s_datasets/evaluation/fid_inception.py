@@ -209,7 +209,7 @@ class FidInceptionV3(nn.Module):
 
 def load_fid_inception(weights: Optional[str], device: Optional[str] = None, local_files_only: bool = False) -> FidInceptionV3:
     """:class:`FidInceptionV3` with the published weights: a ``.pth`` file, or a Hub repository holding ``WEIGHTS_FILE``."""
-    from ..devices import resolve_device
+    from ..models.devices import resolve_device
 
     if not weights:
         raise ValueError(

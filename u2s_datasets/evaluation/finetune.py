@@ -85,7 +85,7 @@ class MAEFineTuner:
 
     def fit_predict(self, train_images: list, train_labels: list, test_images: list, seed: int = 0) -> list:
         """Fine-tune on the training images and labels; the predicted label of each test image."""
-        from ..devices import resolve_device
+        from ..models.devices import resolve_device
 
         classes = sorted(set(train_labels), key=str)
         index = {label: i for i, label in enumerate(classes)}

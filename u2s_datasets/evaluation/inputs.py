@@ -5,7 +5,8 @@ import os
 import numpy as np
 from PIL import Image
 
-from ..images import ImageError, decode, to_rgb
+from ..imaging.decode import ImageError, decode
+from ..imaging.modes import to_rgb
 
 MAX_PIXELS = 178_956_970  # PIL's own decompression-bomb limit
 

@@ -34,7 +34,7 @@ class ClipEncoder:
                  device: Optional[str] = None, batch_size: int = 16, local_files_only: bool = False):
         from transformers import CLIPModel, CLIPProcessor
 
-        from ..devices import resolve_device
+        from ..models.devices import resolve_device
 
         if model != DEFAULT_CLIP and revision == DEFAULT_CLIP_REVISION:
             revision = None  # the default pin belongs to the default checkpoint only

@@ -57,7 +57,7 @@ class TransformersFeatures:
     def _load(self):
         from transformers import AutoImageProcessor, AutoModel
 
-        from ..devices import resolve_device
+        from ..models.devices import resolve_device
 
         self.device = resolve_device(self.device_name, None)
         options = dict(revision=self.revision, local_files_only=self.local_files_only, trust_remote_code=self.trust_remote_code)

@@ -18,7 +18,9 @@ from typing import Optional
 from PIL import Image as PILImage
 
 from ..config import OutputConfig
-from ..images import ImageError, decode, strip_jpeg_metadata, strip_png_metadata, to_rgb
+from ..imaging.decode import ImageError, decode
+from ..imaging.encode import strip_jpeg_metadata, strip_png_metadata
+from ..imaging.modes import to_rgb
 from .embed import embed_media, media_columns
 
 DATA_DIR = "data"
@@ -96,7 +98,7 @@ def _strip_webp(data: bytes) -> bytes:
 
 def _webp_stripper():
     try:  # the project's own, where this version has one
-        from ..metadata import strip_webp_metadata
+        from ..imaging.metadata import strip_webp_metadata
     except ImportError:
         return _strip_webp
     return strip_webp_metadata

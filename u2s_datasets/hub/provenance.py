@@ -202,7 +202,7 @@ def metadata_policy(anonymization: Anonymization) -> dict:
 
     A run without the setting recorded kept the default (every version before the setting kept
     the same); publishing strips every image again and never adds anything back."""
-    from ..metadata_policy import policy_record
+    from ..imaging.metadata_policy import policy_record
 
     keep = (anonymization.config or {}).get("output", {}).get("keep_metadata")
     return {**policy_record(keep), "recorded": keep is not None}

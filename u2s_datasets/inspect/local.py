@@ -23,7 +23,7 @@ class DetectorInspector:
     reads_grey = True  # grey images may come as "L" views: the detectors turn what they read to RGB
 
     def __init__(self, config, rank=None, **shared):
-        from ..devices import detector_device
+        from ..models.devices import detector_device
 
         settings = config.inspect
         self.read_text = settings.read_text

@@ -3,6 +3,8 @@
 import cv2
 import numpy as np
 
+from .pyramid import Detection, pyramid_scales, resized, scaled_tiles
+
 SURE_ORIENTATION = 0.9  # angle classifier confidence above which only its choice is read
 SURE_READING = 0.95  # a reading this confident settles an unsure orientation (upside-down text reads at 0.5-0.85)
 BETTER_READING = 0.1  # the half turn replaces the classifier's pick when it reads this much more confidently
@@ -51,7 +53,6 @@ class TextDetector:
     def detect(self, images: list) -> list:
         """Lines read in each image (an RGB array or a ``RegionReader``), in reading order; the views of
         all images share detection runs and their lines share recognition runs."""
-        from .pyramid import Detection
 
         quads = self._find_quads(images)
         # Reading order (top to bottom, left to right), as the captions quote the lines.
@@ -73,7 +74,6 @@ class TextDetector:
     def _views(self, rgb):
         """(view, scale, origin) the detector looks at: the whole image, scaled to ``max_side`` (or up to
         ``min_side``), and larger images at native resolution in tiles."""
-        from .pyramid import pyramid_scales, resized, scaled_tiles
 
         height, width = rgb.shape[:2]
         top = min(1.0, self.max_side / max(height, width))

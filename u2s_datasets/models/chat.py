@@ -10,7 +10,7 @@ import inspect
 import logging
 from typing import Optional
 
-from ..devices import resolve_device, resolve_dtype
+from .devices import resolve_device, resolve_dtype
 
 logger = logging.getLogger(__name__)
 

@@ -63,7 +63,7 @@ def editor_settings(method: str, plan, finetuned: str = None) -> dict:
 def stage_anonymize(path: str, data: datasets.DatasetDict, splits, plan, settings: dict) -> datasets.DatasetDict:
     """``splits`` of ``data`` through the paper preset (stage 1, then the editor of ``settings``)."""
     if not os.path.isdir(path):
-        from ..runner import anonymize, write_config
+        from ..run import anonymize, write_config
         from ..transform import Unsafe2Safe
 
         labels = data["train"].features.get("label")

@@ -22,8 +22,8 @@ def tiny_models(folder: str) -> dict:
     """Role -> folder of a tiny random model; built once (a rerun finds them)."""
     import torch
 
-    from ..edit.testing import random_sd3_pipeline, random_sd_editing_pipeline
-    from ..evaluation.testing import save_antelope_pack, save_random_clip, save_random_mae, save_random_vgg16, save_random_vlm
+    from ..testing.pipelines import random_sd3_pipeline, random_sd_editing_pipeline
+    from ..testing.evaluation_models import save_antelope_pack, save_random_clip, save_random_mae, save_random_vgg16, save_random_vlm
 
     paths = {name: os.path.join(folder, name) for name in MODEL_NAMES}
     builders = {

@@ -12,7 +12,7 @@ import datasets
 from tqdm.auto import tqdm
 
 from .. import columns as C
-from ..images import ImageError
+from ..imaging.decode import ImageError
 from . import decisions
 from .rerender import Rerenderer, transform_of_run
 from .saved import CONFIG_FILE, SavedOutput

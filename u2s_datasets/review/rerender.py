@@ -10,8 +10,10 @@ from types import SimpleNamespace
 
 from .. import columns as C
 from ..edit.masks import region_mask
-from ..images import compose, decode, inspection_views, redacted_like
-from ..metadata_policy import policy_of
+from ..imaging.compose import compose, redacted_like
+from ..imaging.decode import decode
+from ..imaging.modes import inspection_views
+from ..imaging.metadata_policy import policy_of
 from ..records import EditRequest, Inspection, Instruction, Region
 from ..registry import resolve
 from ..rows import Row, unchanged

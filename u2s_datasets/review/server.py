@@ -228,7 +228,7 @@ def _as_png(data: bytes) -> bytes:
 
     from PIL import Image
 
-    from ..images import to_rgb
+    from ..imaging.modes import to_rgb
 
     buffer = io.BytesIO()
     to_rgb(Image.open(io.BytesIO(data))).save(buffer, format="PNG")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import datasets
 from tqdm.auto import tqdm
 
-from ..runner import Summary
+from .anonymize import Summary
 from .layout import RunLayout
 from .local import LocalExecutor
 from .manifest import build_manifest, check_resumable, input_fingerprint

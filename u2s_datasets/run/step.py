@@ -10,7 +10,7 @@ import datasets
 import pyarrow as pa
 
 from .. import columns as C
-from ..runner import summarize
+from .anonymize import summarize
 from .layout import RunLayout
 
 

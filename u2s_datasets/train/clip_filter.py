@@ -43,7 +43,7 @@ class PairClip:
     def __init__(self, clip_model: str, device: Optional[str] = None, batch_size: int = 16):
         from transformers import CLIPModel, CLIPProcessor
 
-        from ..devices import resolve_device
+        from ..models.devices import resolve_device
 
         self.device = resolve_device(device, None)
         self.batch_size = batch_size

@@ -245,7 +245,7 @@ def load_pairs(folder: str, **build_options):
 
 
 def _image_column(folder: str, ds) -> str:
-    from ..runner import CONFIG_FILE
+    from ..run import CONFIG_FILE
 
     path = os.path.join(folder, CONFIG_FILE)
     if os.path.isfile(path):

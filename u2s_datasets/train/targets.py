@@ -17,7 +17,7 @@ import logging
 from .. import columns as C
 from ..config import resolve_config
 from ..edit.masks import region_mask
-from ..images import compose
+from ..imaging.compose import compose
 from ..records import EditRequest, Inspection, Instruction, Region
 from ..registry import resolve
 from ..rows import batched_with_row_retry, call_with_timeout

@@ -72,7 +72,7 @@ def save_random_vgg16(folder: str, seed: int = 0) -> str:
     """VGG16's feature layers, random, stored as timm's ``vgg16.tv_in1k`` stores them (the LPIPS backbone)."""
     from safetensors.torch import save_file
 
-    from .lpips_vgg import vgg16_features
+    from ..evaluation.lpips_vgg import vgg16_features
 
     torch.manual_seed(seed)
     os.makedirs(folder, exist_ok=True)
@@ -115,7 +115,7 @@ def save_antelope_pack(folder: str, size: int = 512, seed: int = 0) -> str:
     recogniser of the crop's mean colours on a 4x4 grid."""
     from onnx import TensorProto, helper, numpy_helper, save
 
-    from .antelope import ARCFACE_TEMPLATE
+    from ..evaluation.antelope import ARCFACE_TEMPLATE
 
     os.makedirs(folder, exist_ok=True)
     nodes, outputs, cell = [], [], size // 32 // 2

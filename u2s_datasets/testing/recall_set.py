@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .samples import sample_images
+from ..samples import sample_images
 
 STYLES = ("plain", "name_tag", "plate", "inverse")
 FONTS = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSerif.ttf", "DejaVuSansMono-Bold.ttf", "DejaVuSans-Oblique.ttf")
@@ -169,7 +169,7 @@ def text_set(count: int = 16, per_image: int = 4, seed: int = 0, scale: float = 
 @functools.lru_cache(maxsize=1)
 def face_cutouts() -> dict:
     """identity -> (RGBA cut-out with a feathered elliptic alpha, face box width inside it)."""
-    from .inspect.detectors import CenterFaceDetector
+    from ..inspect.detectors import CenterFaceDetector
 
     detector, out = CenterFaceDetector(max_side=4096), {}
     for name in FACE_SOURCES:

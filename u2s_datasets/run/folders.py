@@ -20,7 +20,7 @@ from datasets.packaged_modules.imagefolder.imagefolder import ImageFolder
 from PIL import Image as PILImage
 from tqdm.auto import tqdm
 
-from . import columns as C
+from .. import columns as C
 
 logger = logging.getLogger(__name__)
 

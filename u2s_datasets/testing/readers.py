@@ -59,15 +59,15 @@ class FaceJudge:
     """Re-identifies each pasted face where it was pasted: CenterFace (low threshold) + dlib."""
 
     def __init__(self):
-        from .evaluation.faces import DlibFaceEmbedder
-        from .inspect.detectors import CenterFaceDetector
+        from ..evaluation.faces import DlibFaceEmbedder
+        from ..inspect.detectors import CenterFaceDetector
 
         self.detector = CenterFaceDetector(threshold=JUDGE_FACE_THRESHOLD, max_side=4096)
         self.embedder = DlibFaceEmbedder()
 
     @functools.lru_cache(maxsize=None)
     def original(self, identity: str) -> np.ndarray:
-        from .samples import sample_images
+        from ..samples import sample_images
 
         rgb = np.ascontiguousarray(np.asarray(sample_images()[identity].convert("RGB")))
         face = self.detector(rgb)[0]

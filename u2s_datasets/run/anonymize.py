@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass, field
 
 import datasets
 
-from . import __version__
-from . import columns as C
+from .. import __version__
+from .. import columns as C
 
 CONFIG_FILE = "u2s_config.json"
 
@@ -70,7 +70,7 @@ def anonymize(ds, transform=None, batch_size: int = 8, num_proc=None, desc: str 
     the summary fills in as rows stream out.
     """
     if transform is None:
-        from .transform import Unsafe2Safe
+        from ..transform import Unsafe2Safe
 
         transform = Unsafe2Safe(**settings)
     elif settings:

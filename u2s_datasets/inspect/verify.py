@@ -11,8 +11,8 @@ import logging
 import numpy as np
 from PIL import Image
 
-from .edit.masks import grow_box
-from .taxonomy import parent_category
+from ..edit.masks import grow_box
+from ..taxonomy import parent_category
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ class EditVerifier:
     """``leaks(original_rgb, safe_rgb, regions)`` -> what is still recognisable, e.g. ``["face at (12, 30)"]``."""
 
     def __init__(self, config):
-        from .inspect.detectors import CenterFaceDetector, TextDetector
+        from ..detectors import CenterFaceDetector, TextDetector
 
         settings = config.inspect
         self.generative = config.edit.editor not in CLASSICAL_EDITORS
@@ -73,7 +73,7 @@ class EditVerifier:
 
     def _embed(self, rgb, box):
         if self._embedder is None:
-            from .evaluation.faces import DlibFaceEmbedder
+            from ..evaluation.faces import DlibFaceEmbedder
 
             self._embedder = DlibFaceEmbedder()
         return self._embedder.embed(np.ascontiguousarray(rgb), box)
@@ -112,7 +112,7 @@ def _areas(regions: list, look_for: str, size: tuple) -> list:
 
 def _crop(image, box) -> np.ndarray:
     """``box`` of ``image`` (a PIL image in any mode, or an RGB array) as 8-bit RGB, without copying the rest."""
-    from .images import to_rgb
+    from ..imaging.modes import to_rgb
 
     if isinstance(image, Image.Image):
         return np.asarray(to_rgb(image.crop(box)))
