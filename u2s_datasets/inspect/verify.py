@@ -28,7 +28,7 @@ class EditVerifier:
     """``leaks(original_rgb, safe_rgb, regions)`` -> what is still recognisable, e.g. ``["face at (12, 30)"]``."""
 
     def __init__(self, config):
-        from ..detectors import CenterFaceDetector, TextDetector
+        from .detectors import CenterFaceDetector, TextDetector
 
         settings = config.inspect
         self.generative = config.edit.editor not in CLASSICAL_EDITORS
