@@ -23,18 +23,11 @@ from u2s_datasets.edit.flowedit_sampler import encode_prompts, flowedit
 from u2s_datasets.edit.masks import region_mask
 from u2s_datasets.testing.pipelines import random_sd3_pipeline
 from u2s_datasets.records import EditRequest, Inspection, Instruction
+from train_data import one_thread  # noqa: F401  (autouse)
 
 FACES = ("astronaut", "camera")
 CLEAN = ("coffee",)
 QUICK = dict(num_inference_steps=6, flowedit_n_max=4)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

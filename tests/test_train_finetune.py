@@ -21,14 +21,9 @@ from u2s_datasets.samples import sample_images
 from u2s_datasets.train import build_pairs, finetune
 from u2s_datasets.train.loop import LOG_FILE
 
-from train_data import SIDE, folders, one_thread  # noqa: F401  (one_thread: autouse)
+from train_data import SIDE, one_thread, paths  # noqa: F401  (fixtures)
 
 FAST = dict(resolution=32, batch_size=4, checkpoint_every=1000)
-
-
-@pytest.fixture(scope="module")
-def paths():
-    return folders()
 
 
 @pytest.fixture(scope="module")

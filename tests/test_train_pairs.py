@@ -14,17 +14,7 @@ from u2s_datasets.cli import main
 from u2s_datasets.train import build_pairs, load_pairs
 from u2s_datasets.train.pairs import CLIP_SIMILARITY, SOURCE_IMAGE, TARGET_IMAGE
 
-from train_data import folders, one_thread  # noqa: F401  (one_thread: autouse)
-
-
-@pytest.fixture(scope="module")
-def paths():
-    return folders()
-
-
-@pytest.fixture(scope="module")
-def anonymized(paths):
-    return datasets.load_from_disk(paths["anonymized"])
+from train_data import anonymized, one_thread, paths  # noqa: F401  (fixtures)
 
 
 def _pixels(value) -> np.ndarray:

@@ -26,19 +26,9 @@ from u2s_datasets.train.clip_filter import PairClip, passes_clip_ratio
 from u2s_datasets.train.pairs import CLIP_EDIT, CLIP_ORIG, SOURCE_IMAGE, TARGET_IMAGE
 from u2s_datasets.train.splits import source_pools, split_pairs
 
-from train_data import folders, one_thread  # noqa: F401  (one_thread: autouse)
+from train_data import anonymized, one_thread, paths  # noqa: F401  (fixtures)
 
 FLOWEDIT = dict(num_inference_steps=4, flowedit_n_max=3, edit_resolution=64)
-
-
-@pytest.fixture(scope="module")
-def paths():
-    return folders()
-
-
-@pytest.fixture(scope="module")
-def anonymized(paths):
-    return datasets.load_from_disk(paths["anonymized"])
 
 
 @pytest.fixture(scope="module")

@@ -83,3 +83,13 @@ def folders() -> dict:
     anonymized = ds.map(transform, batched=True, batch_size=8, features=transform.features(ds.features), load_from_cache_file=False)
     anonymized.save_to_disk(paths["anonymized"])
     return paths
+
+
+@pytest.fixture(scope="module")
+def paths():
+    return folders()
+
+
+@pytest.fixture(scope="module")
+def anonymized(paths):
+    return datasets.load_from_disk(paths["anonymized"])
