@@ -192,7 +192,7 @@ def test_editors_that_return_nothing_or_stall_fail_closed(photo_bytes, editors):
 
 def test_settings_that_cannot_anonymize_are_refused():
     for bad in (dict(pixel_blocks=40), dict(blur_strength=0), dict(region_margin=-0.1), dict(face_threshold=0.99), dict(feather=-1),
-                dict(face_turned_proposal_threshold=0.0)):
+                dict(face_turned_proposal_threshold=0.0), dict(face_small_proposal_threshold=1.0)):
         with pytest.raises(ValueError, match="out of range"):
             Unsafe2Safe(**bad)
     with pytest.raises(TypeError, match="must be float"):

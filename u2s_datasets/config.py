@@ -32,6 +32,7 @@ class InspectConfig:
     face_turned_min_size: int = 24  # smallest turned face width to find: turns on finer levels too; 0: whole image only
     face_proposal_threshold: float = 0.1  # weaker faces down to this score are checked again on a zoomed, turned crop
     face_turned_proposal_threshold: float = 0.03  # small finds of turned searches down to this score are checked too
+    face_small_proposal_threshold: float = 0.05  # small finds of the finer upright levels down to this score are checked too
     detector_tile_size: int = 768  # finer levels of large images are seen in tiles of this side (0: whole); memory grows with it
     detector_tile_overlap: int = 128  # pixels neighbouring tiles share (a face or line this big is never cut)
     text_min_side: int = 736  # smaller images are scaled up to this shorter side for text detection (0: never)
@@ -164,6 +165,7 @@ _RANGES = {
     "face_threshold": (0.05, 0.9),
     "text_threshold": (0.05, 0.9),
     "face_turned_proposal_threshold": (0.01, 0.9),
+    "face_small_proposal_threshold": (0.01, 0.9),
     "detector_max_side": (32, None),
     "region_margin": (0.0, 2.0),
     "feather": (0, 256),

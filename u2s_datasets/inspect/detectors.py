@@ -27,10 +27,17 @@ FACE_FINDABLE = 24  # face width in pixels from which CenterFace finds (upright)
 # 128 px only: of 258 looks at 96 and 64 px over 110 pasted 16-32 px faces, none confirmed one.
 CONFIRM_SIDES = (128, 96, 64)
 UPRIGHT_CONFIRM_SIDES = (128,)
-TURNED_CONFIRM_SIDES = (96,)
-CONFIRM_CONTEXT = 1.0  # a confirming look holds this many box sides of surroundings each way of the find  # small turned finds (below): one look, at the size that suits CenterFace best
-# Turned, a small face scores weakly (0.03-0.1 measured for 16-24 px faces at 45 degrees): a turned
-# find this small at its level may hold one and is looked at again zoomed, at its own turn.
+# Small finds (below the proposal threshold) are looked at by (zoomed width, share of their turn,
+# network). Turned: at their own turn by the searching network (a 24 px face at 45 degrees scores
+# 0.69 in int8 at 96 px, 0.44 in float), then half-way back to upright by the float network: a
+# 16 px face turned by 20 degrees, found at 0.08 in the 45-degree view, scores 0.54 there; a cup's
+# rim found the same way scores 0.29 there and 0.57 at its own turn and 128 px.
+SMALL_TURNED_CONFIRMS = ((96, 1.0, "search"), (96, 0.5, "confirm"))
+SMALL_UPRIGHT_CONFIRMS = ((128, 0.0, "confirm"),)
+CONFIRM_CONTEXT = 1.0  # a confirming look holds this many box sides of surroundings each way of the find
+# Turned, a small face scores weakly (0.03-0.1 measured for 16-24 px faces at 45 degrees), and so
+# does a 16 px face turned by 20 degrees on the finer upright levels (0.08): a find this small at
+# its level may hold one and is looked at again zoomed, at its own turn.
 SMALL_AT_LEVEL = 2 * FACE_FINDABLE
 
 
@@ -93,6 +100,8 @@ class CenterFaceDetector:
             zoomed so their box is ``CONFIRM_SIDES`` pixels wide, upright and turned.
         turned_proposal_threshold: turned finds at most ``SMALL_AT_LEVEL`` pixels wide at their
             level are looked at again, at their own turn, down to this score.
+        small_proposal_threshold: finds of the finer upright levels at most ``SMALL_AT_LEVEL``
+            pixels wide are looked at again down to this score (default: ``proposal_threshold``).
         threads: onnxruntime's threads on the CPU (0: every core).
         device: ``"cpu"`` (onnxruntime) or a CUDA device (torch).
         precision: ``"fp32"``, ``"int8"`` (CPU) or ``"auto"`` (int8 on the CPU, fp32 on a GPU).
@@ -101,7 +110,8 @@ class CenterFaceDetector:
 
     def __init__(self, threshold: float = 0.5, max_side: int = 1024, nms_threshold: float = 0.3, min_face: int = 0,
                  tile: int = 1024, overlap: int = 128, angles: tuple = (), proposal_threshold: float = None,
-                 turned_min_face: int = 0, turned_proposal_threshold: float = None, threads: int = 0,
+                 turned_min_face: int = 0, turned_proposal_threshold: float = None,
+                 small_proposal_threshold: float = None, threads: int = 0,
                  device: str = "cpu", precision: str = "fp32", backend: str = None):
         self.network = centerface_network(device, threads, precision, backend)
         # With int8 searching, the float network confirms weak finds: zoomed int8 looks score some
@@ -112,6 +122,7 @@ class CenterFaceDetector:
         self.turned_min_face = turned_min_face
         self.proposal_threshold = threshold if proposal_threshold is None else min(threshold, proposal_threshold)
         self.turned_proposal_threshold = min(self.proposal_threshold, turned_proposal_threshold or 1.0)
+        self.small_proposal_threshold = min(self.proposal_threshold, small_proposal_threshold or 1.0)
 
     def __call__(self, rgb) -> list:
         return self.detect([rgb])[0]
@@ -155,7 +166,7 @@ class CenterFaceDetector:
         for scale in sorted(set(finer) | turned_levels, reverse=True):
             if scale in finer:
                 for crop, origin in scaled_tiles(rgb, scale, self.tile, self.overlap):
-                    yield self._upright(crop, scale, origin, owner=owner)
+                    yield self._upright(crop, scale, origin, floor=self.small_proposal_threshold, owner=owner)
             if scale in turned_levels:
                 # Turned tiles are cut smaller: turned, they fill a canvas as large as an upright tile.
                 for crop, origin in scaled_tiles(rgb, scale, int(self.tile / np.sqrt(2)), self.overlap):
@@ -212,15 +223,17 @@ class CenterFaceDetector:
                 yield look, [self._to_input(look, d) for d in faces if self._kept(look, d)]
 
     def _kept(self, look: Look, face: Detection) -> bool:
-        if look.inside is None or face.score >= self.proposal_threshold:
+        if face.score >= self.proposal_threshold:
             return True
-        # Below the proposal threshold only small finds lying wholly inside a turned view are kept:
-        # the edges of a view against the canvas's empty corners make weak finds of their own.
-        back, width, height = look.inside
+        # Below the proposal threshold only small finds are kept, and in a turned view only those
+        # wholly inside it: the edges of a view against the canvas's empty corners make weak finds of their own.
         x0, y0, x1, y1 = face.box
         half = max(x1 - x0, y1 - y0) / 2
+        if 2 * half > SMALL_AT_LEVEL or look.inside is None:
+            return 2 * half <= SMALL_AT_LEVEL
+        back, width, height = look.inside
         cx, cy = back[:, :2] @ ((x0 + x1) / 2, (y0 + y1) / 2) + back[:, 2]
-        return 2 * half <= SMALL_AT_LEVEL and half <= cx <= width - half and half <= cy <= height - half
+        return half <= cx <= width - half and half <= cy <= height - half
 
     @staticmethod
     def _to_input(look: Look, face: Detection) -> Detection:
@@ -241,13 +254,13 @@ class CenterFaceDetector:
         tries = [self._confirm_tries(face) for _, face in weak]
         waiting = [k for k, t in enumerate(tries) if t]
         while waiting:
-            looks = [look for k in waiting if (look := self._confirm_look(images[weak[k][0]], weak[k][1], *tries[k].pop(0), k))]
+            looks = {"search": [], "confirm": []}
+            for k in waiting:
+                side, angle, network = tries[k].pop(0)
+                if (look := self._confirm_look(images[weak[k][0]], weak[k][1], side, angle, k)) is not None:
+                    looks[network].append(look)
             confirmed = set()
-            # The smallest turned finds (below the proposal threshold) are confirmed by the searching
-            # network: 24-px faces at 45 degrees score 0.69 there and 0.44 in float.
-            small = [look for look in looks if weak[look.owner][1].score < self.proposal_threshold]
-            others = [look for look in looks if weak[look.owner][1].score >= self.proposal_threshold]
-            for look, faces in itertools.chain(self._run(small), self._run(others, self.confirming)):
+            for look, faces in itertools.chain(self._run(looks["search"]), self._run(looks["confirm"], self.confirming)):
                 face = self._near(weak[look.owner][1], faces)
                 if face is not None and look.owner not in confirmed:
                     confirmed.add(look.owner)
@@ -255,13 +268,14 @@ class CenterFaceDetector:
             waiting = [k for k in waiting if k not in confirmed and tries[k]]
 
     def _confirm_tries(self, weak: Detection) -> list:
-        """(zoomed width, turn) looks for a weak find, its own turn first."""
-        # A find below the proposal threshold is a small turned one: only its own turn can confirm it.
-        if weak.score < self.proposal_threshold:
-            return [(side, weak.angle) for side in TURNED_CONFIRM_SIDES]
+        """(zoomed width, turn, network) looks for a weak find, its own turn first; network is
+        ``"search"`` (the searching network) or ``"confirm"`` (the float one)."""
+        if weak.score < self.proposal_threshold:  # a small find
+            tries = SMALL_TURNED_CONFIRMS if weak.angle else SMALL_UPRIGHT_CONFIRMS
+            return [(side, share * weak.angle, network) for side, share, network in tries]
         angles = (weak.angle, *(a for a in (0, *self.angles) if a != weak.angle))
         sides = CONFIRM_SIDES if weak.angle else UPRIGHT_CONFIRM_SIDES
-        return [(side, angle) for side in sides for angle in angles]
+        return [(side, angle, "confirm") for side in sides for angle in angles]
 
     def _confirm_look(self, rgb, weak: Detection, confirm_side: int, angle: float, owner: int) -> Optional[Look]:
         """``weak``'s surroundings (``CONFIRM_CONTEXT`` box sides each way) zoomed so its box is ``confirm_side``

@@ -97,6 +97,7 @@ def _face_detector(settings, threads: int, device: str) -> CenterFaceDetector:
         settings.face_threshold, settings.detector_max_side, min_face=settings.face_min_size, angles=settings.face_angles,
         proposal_threshold=settings.face_proposal_threshold, tile=settings.detector_tile_size, overlap=settings.detector_tile_overlap,
         turned_min_face=settings.face_turned_min_size, turned_proposal_threshold=settings.face_turned_proposal_threshold,
+        small_proposal_threshold=settings.face_small_proposal_threshold,
         threads=threads, device=device, precision=settings.detector_precision,
     )
 
