@@ -73,7 +73,7 @@ def ppocr_engine(box_threshold: float, threads: int = 0, device: str = "cpu", pr
 
 def find_quads(engine, bgr_views: list, budget: int = 2_000_000) -> list:
     """The text quads (4x2 float32, pixels of each view) rapidocr's detector finds in each BGR view,
-    as its own ``text_det`` finds them; views that it sizes alike share a run."""
+    as its own ``text_det`` finds them; views that it sizes alike share a run of at most ``budget`` pixels."""
     detector = engine.text_det
     resized = [detector.get_preprocess(max(v.shape[:2])).resize(v) for v in bgr_views]
     found = [[] for _ in bgr_views]
