@@ -37,7 +37,7 @@ SMALL_UPRIGHT_CONFIRMS = ((128, 0.0, "confirm"),)
 CONFIRM_CONTEXT = 1.0  # a confirming look holds this many box sides of surroundings each way of the find
 # Turned, a small face scores weakly (0.03-0.1 measured for 16-24 px faces at 45 degrees), and so
 # does a 16 px face turned by 20 degrees on the finer upright levels (0.08): a find this small at
-# its level may hold one and is looked at again zoomed, at its own turn.
+# its level may hold one and is looked at again zoomed (``SMALL_TURNED_CONFIRMS``).
 SMALL_AT_LEVEL = 2 * FACE_FINDABLE
 
 
@@ -229,8 +229,10 @@ class CenterFaceDetector:
         # wholly inside it: the edges of a view against the canvas's empty corners make weak finds of their own.
         x0, y0, x1, y1 = face.box
         half = max(x1 - x0, y1 - y0) / 2
-        if 2 * half > SMALL_AT_LEVEL or look.inside is None:
-            return 2 * half <= SMALL_AT_LEVEL
+        if 2 * half > SMALL_AT_LEVEL:
+            return False
+        if look.inside is None:
+            return True
         back, width, height = look.inside
         cx, cy = back[:, :2] @ ((x0 + x1) / 2, (y0 + y1) / 2) + back[:, 2]
         return half <= cx <= width - half and half <= cy <= height - half

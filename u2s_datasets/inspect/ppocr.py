@@ -71,7 +71,7 @@ def ppocr_engine(box_threshold: float, threads: int = 0, device: str = "cpu", pr
     return engine
 
 
-def find_quads(engine, bgr_views: list, budget: int = 2_000_000) -> list:
+def find_quads(engine, bgr_views: list, budget: int) -> list:
     """The text quads (4x2 float32, pixels of each view) rapidocr's detector finds in each BGR view,
     as its own ``text_det`` finds them; views that it sizes alike share a run of at most ``budget`` pixels."""
     detector = engine.text_det
